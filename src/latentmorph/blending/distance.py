@@ -1,0 +1,67 @@
+"""Perceptual distances between images, used to place branches and to time filler frames."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InputError
+
+Distance = Callable[[Sequence[Image.Image], Sequence[Image.Image]], list[float]]
+DISTANCES = ("auto", "pixel", "lpips")
+
+
+def pixel_distance(a: Sequence[Image.Image], b: Sequence[Image.Image]) -> list[float]:
+    """Distance of each pair from colour at coarse scale and edges at fine scale (no weights).
+
+    Colour differences are taken on 16×16 thumbnails, edge differences on 64×64 grey images,
+    so it sees both a change of palette and a change of structure.
+    """
+    return [float(np.abs(_features(x) - _features(y)).mean()) for x, y in zip(a, b, strict=True)]
+
+
+def _features(image: Image.Image) -> np.ndarray:
+    rgb = image.convert("RGB")
+    colour = np.asarray(rgb.resize((16, 16), Image.BILINEAR), dtype=np.float32) / 255
+    grey = np.asarray(rgb.convert("L").resize((64, 64), Image.BILINEAR), dtype=np.float32) / 255
+    edges = np.concatenate([np.diff(grey, axis=0).ravel(), np.diff(grey, axis=1).ravel()])
+    return np.concatenate([colour.ravel(), 2 * edges])
+
+
+def lpips_distance() -> Distance:
+    """LPIPS (AlexNet) distance; raises if the package or its weights are not available."""
+    import lpips
+    import torch
+
+    model = lpips.LPIPS(net="alex", verbose=False).eval()
+
+    def measure(a: Sequence[Image.Image], b: Sequence[Image.Image]) -> list[float]:
+        def tensor(images: Sequence[Image.Image]) -> torch.Tensor:
+            arrays = [np.asarray(i.convert("RGB"), dtype=np.float32) / 127.5 - 1 for i in images]
+            return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+
+        with torch.no_grad():
+            return model(tensor(a), tensor(b)).flatten().tolist()
+
+    return measure
+
+
+def get_distance(name: str = "auto") -> Distance:
+    """The distance named `name`: `pixel`, `lpips`, or `auto` (lpips when it loads, else pixel)."""
+    if name not in DISTANCES:
+        raise InputError(f"distance: {name!r} is not allowed; use one of {', '.join(DISTANCES)}")
+    if name == "pixel":
+        return pixel_distance
+    try:
+        return lpips_distance()
+    except ImportError:
+        if name == "lpips":
+            raise InputError("distance: lpips is not installed; pip install lpips") from None
+    except Exception as error:  # weights missing or not downloadable
+        if name == "lpips":
+            raise InputError(f"distance: lpips could not load its weights ({error})") from None
+        warnings.warn(f"lpips could not load ({error}); using the pixel distance", stacklevel=2)
+    return pixel_distance

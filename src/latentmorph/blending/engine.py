@@ -1,0 +1,222 @@
+"""The blending engine: keyframe trajectories and transition trees, batched through the UNet."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..interpolation import slerp
+from ..models.adapter import Conditioning, DiffusionAdapter
+from .distance import Distance, get_distance
+from .plan import BranchingPlan, plan_for_budget
+from .settings import BlendSettings
+from .tree import Branch, TransitionTree
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class _Job:
+    """A branch to compute: where it goes, what it starts from and what conditions it."""
+
+    fraction: float
+    parents: tuple[Branch, Branch]
+    mix: float
+    cond: Conditioning
+    guidance: float
+
+
+@dataclass
+class EngineStats:
+    """What the engine has computed so far."""
+
+    images: int = 0
+    unet_calls: int = 0
+    image_steps: int = 0
+    keyframe_seconds: float = 0.0
+    step_seconds: float = 0.0
+    image_seconds: float = 0.0
+
+
+class BlendingEngine:
+    """Computes keyframes and transition trees with resolved `BlendSettings`."""
+
+    def __init__(
+        self,
+        model: DiffusionAdapter,
+        settings: BlendSettings,
+        distance: Distance | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.model = model
+        self.settings = settings
+        self.distance = distance or get_distance(settings.distance)
+        self.progress = progress
+        self.stats = EngineStats()
+
+    def encode(self, prompts: Sequence[str]) -> list[Conditioning]:
+        """One conditioning per prompt (encoded as one batch)."""
+        cond = self.model.encode(prompts, self.settings.negative_prompt)
+        return [cond[i] for i in range(len(prompts))]
+
+    def keyframes(self, conds: Sequence[Conditioning], seeds: Sequence[int]) -> list[Branch]:
+        """Full trajectories of the keyframes; with keyframe crossfeed each one is pulled toward
+        the one before it."""
+        s = self.settings
+        started = time.perf_counter()
+        noise = self.model.noise(seeds, s.width, s.height, s.steps)
+        guidance = [s.guidance_scale] * len(seeds)
+        crossfeed = s.keyframe_crossfeed.keyframe_coefficients(s.steps)
+        if s.keyframe_crossfeed.active:
+            trajectories = []
+            for i, cond in enumerate(conds):
+                hook = None
+                if trajectories:
+                    target = trajectories[-1]
+                    hook = self._crossfeed_hook(crossfeed, 0, lambda step, t=target: t[step])
+                trajectories.append(self._denoise(noise[i : i + 1], cond, 0, guidance[i], hook))
+        else:
+            groups = [range(len(seeds))] if s.batched else [[i] for i in range(len(seeds))]
+            trajectories = []
+            for group in groups:
+                batch = self._denoise(
+                    noise[list(group)],
+                    Conditioning.cat([conds[i] for i in group]),
+                    0,
+                    [guidance[i] for i in group],
+                    None,
+                )
+                trajectories += [[x[j : j + 1] for x in batch] for j in range(len(group))]
+        _synchronize(self.model.device)
+        denoised = time.perf_counter()
+        images = self._decode(torch.cat([t[-1] for t in trajectories]))
+        if len(images) > 1:
+            self.distance(images[:1], images[1:2])
+        finished = time.perf_counter()
+        self.stats.keyframe_seconds += finished - started
+        self.stats.step_seconds = (denoised - started) / (len(seeds) * s.steps)
+        self.stats.image_seconds = (finished - denoised) / len(seeds)
+        return [
+            Branch(float(i), 0, 0, trajectory, image)
+            for i, (trajectory, image) in enumerate(zip(trajectories, images, strict=True))
+        ]
+
+    def plan(self, segments: int = 1) -> BranchingPlan:
+        """The branching plan: from the settings, or fitted to the time budget from the step and
+        image times measured on the keyframes (call `keyframes` first)."""
+        s = self.settings
+        if s.time_budget is None:
+            return s.branching_plan()
+        spent = self.stats.keyframe_seconds / segments
+        return plan_for_budget(
+            s.steps,
+            s.depth_strength,
+            s.time_budget - spent,
+            self.stats.step_seconds,
+            self.stats.image_seconds,
+        )
+
+    def transition(
+        self,
+        first: Branch,
+        last: Branch,
+        cond_first: Conditioning,
+        cond_last: Conditioning,
+        plan: BranchingPlan,
+    ) -> TransitionTree:
+        """The tree between two keyframes, grown level by level where images differ most."""
+        first = dataclasses.replace(first, fraction=0.0)
+        last = dataclasses.replace(last, fraction=1.0)
+        tree = TransitionTree(first, last, self.distance([first.image], [last.image])[0])
+        for level_no, level in enumerate(plan.levels, start=1):
+            while (missing := level.total - len(tree)) > 0:
+                gaps = tree.widest_gaps(min(missing, len(tree) - 1))
+                jobs = [self._job(tree, gap, level_no, cond_first, cond_last) for gap in gaps]
+                neighbours = [(tree.branches[g], tree.branches[g + 1]) for g in gaps]
+                groups = [list(range(len(jobs)))]
+                if not self.settings.batched:
+                    groups = [[i] for i in range(len(jobs))]
+                for group in groups:
+                    branches = self._grow([jobs[i] for i in group], level_no, level.start)
+                    pairs = [neighbours[i] for i in group]
+                    images = [b.image for b in branches]
+                    left = self.distance([p[0].image for p in pairs], images)
+                    right = self.distance(images, [p[1].image for p in pairs])
+                    for branch, dl, dr in zip(branches, left, right, strict=True):
+                        tree.insert(branch, dl, dr)
+        return tree
+
+    def _job(self, tree: TransitionTree, gap: int, level: int, cond_first, cond_last) -> _Job:
+        a, b = tree.branches[gap], tree.branches[gap + 1]
+        fraction = (a.fraction + b.fraction) / 2
+        p1, p2 = tree.parents(gap, level)
+        return _Job(
+            fraction=fraction,
+            parents=(p1, p2),
+            mix=(fraction - p1.fraction) / (p2.fraction - p1.fraction),
+            cond=cond_first.lerp(cond_last, fraction),
+            guidance=self.settings.guidance_at(fraction),
+        )
+
+    def _grow(self, jobs: list[_Job], level: int, start: int) -> list[Branch]:
+        """Computes a batch of branches injected at `start`."""
+        mix = torch.tensor([j.mix for j in jobs])
+
+        def parents_at(step: int) -> torch.Tensor:
+            first = torch.cat([j.parents[0].at(step) for j in jobs])
+            second = torch.cat([j.parents[1].at(step) for j in jobs])
+            return slerp(first, second, mix)
+
+        coefficients = self.settings.parental_crossfeed.parental_coefficients(
+            self.settings.steps, start
+        )
+        hook = None
+        if self.settings.parental_crossfeed.active:
+            hook = self._crossfeed_hook(coefficients, start, parents_at)
+        trajectory = self._denoise(
+            parents_at(start),
+            Conditioning.cat([j.cond for j in jobs]),
+            start,
+            [j.guidance for j in jobs],
+            hook,
+        )
+        images = self._decode(trajectory[-1])
+        return [
+            Branch(
+                job.fraction, level, start, [x[i : i + 1] for x in trajectory], image, job.parents
+            )
+            for i, (job, image) in enumerate(zip(jobs, images, strict=True))
+        ]
+
+    @staticmethod
+    def _crossfeed_hook(coefficients, start: int, target: Callable[[int], torch.Tensor]):
+        """Before each step after `start`, slerp the latents toward the target's latents."""
+
+        def hook(step: int, latents: torch.Tensor) -> torch.Tensor:
+            c = float(coefficients[step])
+            if step == start or c <= 0:
+                return latents
+            return slerp(latents, target(step), c)
+
+        return hook
+
+    def _denoise(self, latents, cond, start, guidance, hook) -> list[torch.Tensor]:
+        steps = self.settings.steps
+        self.stats.unet_calls += steps - start
+        self.stats.image_steps += (steps - start) * latents.shape[0]
+        return self.model.denoise(
+            latents, cond, steps, start, steps, torch.tensor(guidance), hook, self.progress
+        )
+
+    def _decode(self, latents: torch.Tensor):
+        self.stats.images += latents.shape[0]
+        return self.model.decode(latents)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

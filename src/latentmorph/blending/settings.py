@@ -1,0 +1,164 @@
+"""Settings of a latent-blending transition, validated where they enter."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+from ..models.adapter import DiffusionAdapter
+from .crossfeed import Crossfeed
+from .distance import DISTANCES
+from .plan import (
+    QUALITY_PRESETS,
+    BranchingPlan,
+    check_branches,
+    check_fraction,
+    check_steps,
+    quality_settings,
+)
+
+DEFAULT_BRANCHES = 12
+
+
+def _crossfeed(name: str, value) -> Crossfeed | None:
+    if value is None or isinstance(value, Crossfeed):
+        return value
+    if isinstance(value, dict):
+        return Crossfeed(**value)
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3:
+        return Crossfeed(*value)
+    raise InputError(f"{name}: {value!r} is not allowed; use three numbers: power range decay")
+
+
+@dataclass(frozen=True)
+class BlendSettings:
+    """Everything that shapes a transition; None means the model family's default.
+
+    Branch count: `branches`, or `time_budget` seconds, or a `quality` preset, or a manual
+    `plan` (`COUNT@STRENGTH` / `COUNT@sSTEP` items); with none of them, 12 branches.
+    """
+
+    steps: int | None = None
+    branches: int | None = None
+    time_budget: float | None = None
+    depth_strength: float = 0.5
+    quality: str | None = None
+    plan: str | None = None
+    guidance_scale: float | None = None
+    guidance_damper: float = 0.7
+    negative_prompt: str = ""
+    width: int | None = None
+    height: int | None = None
+    keyframe_crossfeed: Crossfeed = field(default_factory=Crossfeed)
+    parental_crossfeed: Crossfeed | None = None
+    batched: bool = True
+    distance: str = "auto"
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "keyframe_crossfeed", _crossfeed("keyframe_crossfeed", self.keyframe_crossfeed))
+        set_(self, "parental_crossfeed", _crossfeed("parental_crossfeed", self.parental_crossfeed))
+        if self.keyframe_crossfeed is None:
+            set_(self, "keyframe_crossfeed", Crossfeed())
+        if self.steps is not None:
+            check_steps(self.steps)
+        if self.branches is not None:
+            check_branches(self.branches)
+        check_fraction("depth_strength", self.depth_strength)
+        check_fraction("guidance_damper", self.guidance_damper)
+        chosen = [n for n in ("branches", "time_budget", "quality", "plan") if getattr(self, n)]
+        if len(chosen) > 1:
+            raise InputError(
+                f"{' and '.join(chosen)}: give only one of branches, time_budget, quality, plan"
+            )
+        if self.time_budget is not None and not (
+            isinstance(self.time_budget, int | float) and self.time_budget > 0
+        ):
+            raise InputError(
+                f"time_budget: {self.time_budget!r} is not allowed; use a number of seconds > 0"
+            )
+        if self.quality is not None and self.quality not in QUALITY_PRESETS:
+            raise InputError(
+                f"quality: {self.quality!r} is not allowed; use one of {', '.join(QUALITY_PRESETS)}"
+            )
+        if self.guidance_scale is not None and not (
+            isinstance(self.guidance_scale, int | float) and self.guidance_scale >= 0
+        ):
+            raise InputError(
+                f"guidance_scale: {self.guidance_scale!r} is not allowed; use a number >= 0"
+            )
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise InputError(f"{name}: {value!r} is not allowed; use a whole number > 0")
+        if not isinstance(self.negative_prompt, str):
+            raise InputError(f"negative_prompt: {self.negative_prompt!r} is not allowed; use text")
+        if self.distance not in DISTANCES:
+            raise InputError(
+                f"distance: {self.distance!r} is not allowed; use one of {', '.join(DISTANCES)}"
+            )
+        if self.plan is not None:
+            BranchingPlan.parse(self.plan, self.steps or 1000)
+
+    def replace(self, **changes) -> BlendSettings:
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        """Plain values, as written to project files."""
+        data = dataclasses.asdict(self)
+        for name in ("keyframe_crossfeed", "parental_crossfeed"):
+            if data[name] is not None:
+                data[name] = [data[name]["power"], data[name]["range"], data[name]["decay"]]
+        return data
+
+    def resolve(
+        self, model: DiffusionAdapter, frames: int = 100
+    ) -> tuple[BlendSettings, list[str]]:
+        """Settings with the family defaults filled in, the quality preset applied and the size
+        rounded to the model's multiple; with notices about what was changed."""
+        d = model.defaults
+        notices = []
+        steps, branches = self.steps, self.branches
+        if self.quality:
+            preset_steps, branches = quality_settings(self.quality, frames)
+            if steps is None and not d.few_step:
+                steps = preset_steps
+        width, height = self.width or d.width, self.height or d.height
+        m = model.size_multiple
+        rounded = (max(m, round(width / m) * m), max(m, round(height / m) * m))
+        if rounded != (width, height):
+            notices.append(
+                f"size {width}x{height} rounded to {rounded[0]}x{rounded[1]} "
+                f"(a multiple of {m} for this model)"
+            )
+        resolved = self.replace(
+            steps=steps or d.steps,
+            branches=branches,
+            quality=None,
+            guidance_scale=d.guidance_scale if self.guidance_scale is None else self.guidance_scale,
+            width=rounded[0],
+            height=rounded[1],
+            parental_crossfeed=self.parental_crossfeed or Crossfeed(*d.parental_crossfeed),
+        )
+        if resolved.plan is None and resolved.time_budget is None and branches is None:
+            resolved = resolved.replace(branches=DEFAULT_BRANCHES)
+        return resolved, notices
+
+    def branching_plan(self) -> BranchingPlan:
+        """The plan of resolved settings that are not planned by time budget."""
+        if self.plan is not None:
+            return BranchingPlan.parse(self.plan, self.steps)
+        return BranchingPlan.auto(self.steps, self.branches, self.depth_strength)
+
+    def guidance_at(self, fraction: float) -> float:
+        """Guidance at a point of the transition: full at the keyframes, damped in the middle.
+
+        g_eff = g − (g − 1)·(1 − damper)·(1 − |f − 0.5| / 0.5), for g > 1; at the middle
+        it is 1 + (g − 1)·damper. A damper of 1 keeps the guidance constant.
+        """
+        g = self.guidance_scale
+        if g <= 1:
+            return g
+        return g - (g - 1) * (1 - self.guidance_damper) * (1 - abs(fraction - 0.5) / 0.5)

@@ -1,0 +1,242 @@
+"""The one interface through which everything above `models/` runs diffusion.
+
+An adapter wraps a diffusers pipeline of one family and offers batched text encoding, seeded
+noise, partial denoising over a step range with batched classifier-free guidance, and decoding.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, EulerDiscreteScheduler
+from PIL import Image
+
+StepHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+DETERMINISTIC_SCHEDULERS = (EulerDiscreteScheduler, DDIMScheduler)
+
+
+@dataclass(frozen=True)
+class FamilyDefaults:
+    """Settings that suit a model family when the user gives none."""
+
+    steps: int
+    guidance_scale: float
+    width: int
+    height: int
+    parental_crossfeed: tuple[float, float, float]
+    few_step: bool = False
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """Text conditioning of a batch: named tensors that share batch dimension 0."""
+
+    tensors: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return next(iter(self.tensors.values())).shape[0]
+
+    def __getitem__(self, index: int | slice) -> Conditioning:
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+        return Conditioning({k: v[index] for k, v in self.tensors.items()})
+
+    def lerp(self, other: Conditioning, t: float) -> Conditioning:
+        """Linear interpolation: self at t=0, other at t=1."""
+        return Conditioning(
+            {k: torch.lerp(v, other.tensors[k], t) for k, v in self.tensors.items()}
+        )
+
+    @staticmethod
+    def cat(items: Sequence[Conditioning]) -> Conditioning:
+        """Concatenation along the batch."""
+        keys = items[0].tensors
+        return Conditioning({k: torch.cat([c.tensors[k] for c in items]) for k in keys})
+
+
+class DiffusionAdapter:
+    """Diffusion through a Stable Diffusion 1.x/2.x pipeline (one text encoder)."""
+
+    family = "sd"
+
+    def __init__(self, pipe, defaults: FamilyDefaults, name: str = "") -> None:
+        self.pipe = pipe
+        self.defaults = defaults
+        self.name = name or getattr(pipe, "name_or_path", "") or pipe.__class__.__name__
+        self.notices: list[str] = []
+        if not isinstance(pipe.scheduler, DETERMINISTIC_SCHEDULERS):
+            self.notices.append(
+                f"scheduler {type(pipe.scheduler).__name__} replaced by EulerDiscreteScheduler "
+                "(latent blending needs a deterministic single-step scheduler)"
+            )
+            pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+        pipe.set_progress_bar_config(disable=True)
+        self._schedulers: dict[int, object] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipe.unet.dtype
+
+    @property
+    def size_multiple(self) -> int:
+        """Width and height must be multiples of this many pixels."""
+        return int(self.pipe.vae_scale_factor)
+
+    def with_defaults(self, **changes) -> DiffusionAdapter:
+        """A copy of this adapter (same pipeline) with other family defaults."""
+        clone = copy.copy(self)
+        clone.defaults = replace(self.defaults, **changes)
+        return clone
+
+    # --- text -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode(self, prompts: Sequence[str], negative_prompt: str = "") -> Conditioning:
+        """Conditioning for each prompt, with the negative prompt's as the unconditional half."""
+        embeds, negative = self.pipe.encode_prompt(
+            list(prompts),
+            self.device,
+            1,
+            True,
+            negative_prompt=[negative_prompt] * len(prompts),
+        )
+        return Conditioning({"embeds": embeds, "negative_embeds": negative})
+
+    def _unet_kwargs(self, cond: Conditioning, cfg: bool, latents: torch.Tensor) -> dict:
+        t = cond.tensors
+        hidden = torch.cat([t["negative_embeds"], t["embeds"]]) if cfg else t["embeds"]
+        return {"encoder_hidden_states": hidden}
+
+    # --- latents ----------------------------------------------------------------------------
+
+    def scheduler(self, steps: int):
+        """A fresh scheduler set to `steps` steps."""
+        if steps not in self._schedulers:
+            scheduler = copy.deepcopy(self.pipe.scheduler)
+            scheduler.set_timesteps(steps, device=self.device)
+            self._schedulers[steps] = scheduler
+        return copy.deepcopy(self._schedulers[steps])
+
+    def noise(self, seeds: Sequence[int], width: int, height: int, steps: int) -> torch.Tensor:
+        """Starting latents, one CPU generator per seed, so a batch equals its seeds run alone."""
+        f = self.size_multiple
+        shape = (1, self.pipe.unet.config.in_channels, height // f, width // f)
+        noise = torch.cat(
+            [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
+        )
+        sigma = self.scheduler(steps).init_noise_sigma
+        return (noise * sigma).to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        cond: Conditioning,
+        steps: int,
+        start: int = 0,
+        stop: int | None = None,
+        guidance_scale: float | torch.Tensor = 0.0,
+        on_step: StepHook | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[torch.Tensor]:
+        """Runs steps [start, stop) of a `steps`-step schedule for the whole batch.
+
+        Returns the latents that entered each step, then the final latents (stop - start + 1
+        tensors). `on_step(i, latents)` is called before step i and returns the latents to use.
+        Classifier-free guidance runs when a guidance scale is above 1, batched with the rest.
+        """
+        stop = steps if stop is None else stop
+        scheduler = self.scheduler(steps)
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start)
+        guidance = torch.as_tensor(guidance_scale, dtype=torch.float32).flatten()
+        guidance = guidance.expand(latents.shape[0]).to(self.device)
+        cfg = bool((guidance > 1).any())
+        kwargs = self._unet_kwargs(cond, cfg, latents)
+        g = guidance.view(-1, 1, 1, 1).to(self.dtype)
+        trajectory = []
+        for i in range(start, stop):
+            if on_step is not None:
+                latents = on_step(i, latents)
+            trajectory.append(latents)
+            t = scheduler.timesteps[i]
+            x = torch.cat([latents, latents]) if cfg else latents
+            x = scheduler.scale_model_input(x, t)
+            pred = self.pipe.unet(x, t, return_dict=False, **kwargs)[0]
+            if cfg:
+                uncond, text = pred.chunk(2)
+                pred = uncond + g * (text - uncond)
+            latents = scheduler.step(pred, t, latents, return_dict=False)[0]
+            if progress is not None:
+                progress(latents.shape[0])
+        trajectory.append(latents)
+        return trajectory
+
+    # --- images -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, batch_size: int = 8) -> list[Image.Image]:
+        """Images of final latents, decoded in batches."""
+        vae = self.pipe.vae
+        upcast = self.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+        dtype = torch.float32 if upcast else vae.dtype
+        if upcast:
+            vae.to(torch.float32)
+        scale = getattr(vae.config, "scaling_factor", 1.0)
+        shift = getattr(vae.config, "shift_factor", None) or 0.0
+        images = []
+        for chunk in latents.split(batch_size):
+            pixels = vae.decode(chunk.to(dtype) / scale + shift, return_dict=False)[0]
+            pixels = ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+            for array in pixels.permute(0, 2, 3, 1).cpu().numpy():
+                images.append(Image.fromarray(np.ascontiguousarray(array)))
+        if upcast:
+            vae.to(self.dtype)
+        return images
+
+
+class SDXLAdapter(DiffusionAdapter):
+    """Diffusion through an SDXL pipeline: two text encoders, pooled embeddings, size time ids."""
+
+    family = "sdxl"
+
+    @torch.no_grad()
+    def encode(self, prompts: Sequence[str], negative_prompt: str = "") -> Conditioning:
+        n = len(prompts)
+        embeds, negative, pooled, negative_pooled = self.pipe.encode_prompt(
+            list(prompts),
+            device=self.device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=True,
+            negative_prompt=[negative_prompt] * n if negative_prompt else None,
+        )
+        return Conditioning(
+            {
+                "embeds": embeds,
+                "negative_embeds": negative,
+                "pooled": pooled,
+                "negative_pooled": negative_pooled,
+            }
+        )
+
+    def _unet_kwargs(self, cond: Conditioning, cfg: bool, latents: torch.Tensor) -> dict:
+        t = cond.tensors
+        f = self.size_multiple
+        height, width = latents.shape[-2] * f, latents.shape[-1] * f
+        time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=self.dtype)
+        pooled = torch.cat([t["negative_pooled"], t["pooled"]]) if cfg else t["pooled"]
+        kwargs = super()._unet_kwargs(cond, cfg, latents)
+        kwargs["added_cond_kwargs"] = {
+            "text_embeds": pooled,
+            "time_ids": time_ids.to(self.device).expand(pooled.shape[0], -1),
+        }
+        return kwargs

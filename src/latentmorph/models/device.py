@@ -1,0 +1,38 @@
+"""Choice of torch device and dtype."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import InputError
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """The device named by `name` (`auto` or None: cuda, then mps, then cpu)."""
+    name = name or "auto"
+    base = name.split(":")[0]
+    if base not in DEVICES:
+        raise InputError(f"device: {name!r} is not allowed; use one of {', '.join(DEVICES)}")
+    if base == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise InputError("device: 'cuda' was asked for but no CUDA GPU is available")
+    if base == "mps" and not torch.backends.mps.is_available():
+        raise InputError("device: 'mps' was asked for but Apple's MPS backend is not available")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
+    """The dtype named by `name` (`auto` or None: float16 on cuda, float32 elsewhere)."""
+    if name in (None, "auto"):
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise InputError(f"dtype: {name!r} is not allowed; use auto or one of {', '.join(DTYPES)}")
+    return DTYPES[name]

@@ -1,0 +1,175 @@
+"""The project file: keyframes and settings, saved beside every output and reloadable."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .blending.settings import BlendSettings
+from .errors import InputError, ProjectFileError
+
+FORMAT_VERSION = 1
+PROJECT_KEYS = ("model", "fps", "duration", "device", "dtype", "settings", "keyframes")
+IGNORED_KEYS = ("latentmorph", "format", "versions", "output")
+KEYFRAME_KEYS = ("prompt", "seed", "duration")
+SEED_LIMIT = 2**32
+
+
+@dataclass
+class Keyframe:
+    """A prompt with its seed, and the time in seconds to the next keyframe."""
+
+    prompt: str
+    seed: int | None = None
+    duration: float | None = None
+
+
+@dataclass
+class Project:
+    """Keyframes, model and settings: everything needed to render a movie again."""
+
+    keyframes: list[Keyframe]
+    model: str = "demo"
+    fps: float = 30.0
+    duration: float = 10.0
+    settings: BlendSettings = field(default_factory=BlendSettings)
+    device: str | None = None
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.keyframes) < 2:
+            raise InputError(f"keyframes: {len(self.keyframes)} given; at least 2 are needed")
+        for i, kf in enumerate(self.keyframes):
+            if not isinstance(kf.prompt, str) or not kf.prompt.strip():
+                raise InputError(f"keyframes[{i}].prompt: missing; give a non-empty prompt")
+            if kf.seed is not None and (
+                not isinstance(kf.seed, int)
+                or isinstance(kf.seed, bool)
+                or not 0 <= kf.seed < SEED_LIMIT
+            ):
+                raise InputError(
+                    f"keyframes[{i}].seed: {kf.seed!r} is not allowed; "
+                    f"use a whole number from 0 to {SEED_LIMIT - 1}"
+                )
+            if kf.duration is not None and not _positive(kf.duration):
+                raise InputError(
+                    f"keyframes[{i}].duration: {kf.duration!r} is not allowed; use seconds > 0"
+                )
+        for name in ("fps", "duration"):
+            if not _positive(getattr(self, name)):
+                raise InputError(
+                    f"{name}: {getattr(self, name)!r} is not allowed; use a number > 0"
+                )
+
+    @property
+    def durations(self) -> list[float]:
+        """Seconds of each segment between consecutive keyframes."""
+        return [kf.duration or self.duration for kf in self.keyframes[:-1]]
+
+    def with_seeds(self) -> Project:
+        """A copy in which every keyframe without a seed has a random one."""
+        keyframes = [
+            dataclasses.replace(
+                kf, seed=secrets.randbelow(SEED_LIMIT) if kf.seed is None else kf.seed
+            )
+            for kf in self.keyframes
+        ]
+        return dataclasses.replace(self, keyframes=keyframes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data as written to a project file."""
+        data: dict[str, Any] = {"latentmorph": FORMAT_VERSION, "model": self.model}
+        data.update(fps=self.fps, duration=self.duration, device=self.device, dtype=self.dtype)
+        data["settings"] = self.settings.as_dict()
+        data["keyframes"] = []
+        for i, kf in enumerate(self.keyframes):
+            item: dict[str, Any] = {"prompt": kf.prompt, "seed": kf.seed}
+            if i < len(self.keyframes) - 1:
+                item["duration"] = self.durations[i]
+            data["keyframes"].append(item)
+        data["versions"] = library_versions()
+        return data
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the project file (under a temporary name, then renamed)."""
+        path = Path(path)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+        os.replace(partial, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Project:
+        """Reads a project file; errors name the file and the field."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as error:
+            raise ProjectFileError(f"{path}: cannot be read ({error.strerror})") from None
+        except yaml.YAMLError as error:
+            where = getattr(error, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where else ""
+            raise ProjectFileError(f"{path}: malformed YAML{line}") from None
+        try:
+            return cls.from_dict(data)
+        except InputError as error:
+            raise ProjectFileError(f"{path}: {error}") from None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Project:
+        """The project described by plain data; raises InputError naming the field."""
+        if not isinstance(data, dict):
+            raise InputError("the file must hold a mapping with a 'keyframes' list")
+        _check_keys("", data, PROJECT_KEYS + IGNORED_KEYS)
+        keyframes = data.get("keyframes")
+        if not isinstance(keyframes, list):
+            raise InputError("keyframes: missing; give a list of {prompt, seed, duration}")
+        parsed = []
+        for i, item in enumerate(keyframes):
+            if isinstance(item, str):
+                item = {"prompt": item}
+            if not isinstance(item, dict):
+                raise InputError(f"keyframes[{i}]: give a mapping with a prompt")
+            _check_keys(f"keyframes[{i}].", item, KEYFRAME_KEYS)
+            parsed.append(Keyframe(**item))
+        settings = data.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise InputError("settings: give a mapping of setting names to values")
+        allowed = tuple(f.name for f in dataclasses.fields(BlendSettings))
+        _check_keys("settings.", settings, allowed)
+        options = {k: data[k] for k in PROJECT_KEYS[:5] if data.get(k) is not None}
+        return cls(keyframes=parsed, settings=BlendSettings(**settings), **options)
+
+
+def _check_keys(prefix: str, data: dict, allowed: tuple[str, ...]) -> None:
+    for key in data:
+        if key not in allowed:
+            raise InputError(f"{prefix}{key}: unknown field; allowed: {', '.join(allowed)}")
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of latentmorph and the libraries that shape its output."""
+    versions = {}
+    for name in ("latentmorph", "torch", "diffusers", "transformers"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def project_path_for(output: str | Path) -> Path:
+    """Where the project file of an output goes: beside it, with the extension .yaml."""
+    output = Path(os.fspath(output).rstrip("/\\"))
+    return output.with_name(output.stem + ".yaml") if output.suffix else output.with_suffix(".yaml")

@@ -1,0 +1,145 @@
+"""Rendering a project: keyframes once, one transition tree per segment, frames streamed out."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .blending.engine import BlendingEngine
+from .blending.plan import BranchingPlan
+from .blending.tree import Branch, TransitionTree
+from .models.adapter import Conditioning, DiffusionAdapter
+from .models.loading import load_pipeline
+from .movie.timing import frame_plan, keyframe_positions, render_frames
+from .movie.writers import check_output_path, open_writer
+from .project import Project, project_path_for
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a render did."""
+
+    output: Path
+    project_file: Path
+    frames: int
+    images: int
+    unet_calls: int
+    image_steps: int
+    seconds: float
+
+    def line(self) -> str:
+        return (
+            f"{self.images} images computed, {self.unet_calls} UNet steps "
+            f"({self.image_steps} image-steps), {self.frames} frames in {self.seconds:.1f} s "
+            f"-> {self.output} (project: {self.project_file})"
+        )
+
+
+class MovieRenderer:
+    """Renders a project's movie; keyframe trajectories are computed once and shared."""
+
+    def __init__(
+        self,
+        project: Project,
+        model: DiffusionAdapter | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.started = time.perf_counter()
+        self.project = project.with_seeds()
+        positions = keyframe_positions(self.project.durations, self.project.fps)
+        self.positions = positions
+        self.model = model or load_pipeline(project.model, project.device, project.dtype)
+        segment_frames = round(positions[-1] / (len(positions) - 1))
+        settings, self.notices = project.settings.resolve(self.model, segment_frames)
+        self.notices = list(self.model.notices) + self.notices
+        self.settings = settings
+        self._bar = tqdm(desc="diffusion", unit="step", disable=not progress, leave=False)
+        self.engine = BlendingEngine(self.model, settings, progress=self._bar.update)
+        self.progress = progress
+        self._keyframes: list[Branch] | None = None
+        self._conds: list[Conditioning] = []
+        self.plan: BranchingPlan | None = None
+
+    def retime(self, duration: float, fps: float) -> None:
+        """Changes the length of a one-segment movie; computed trees stay valid."""
+        self.project = dataclasses.replace(self.project, duration=duration, fps=fps)
+        self.positions = keyframe_positions(self.project.durations, fps)
+
+    def keyframes(self) -> list[Branch]:
+        """The keyframe branches (computed on first use)."""
+        if self._keyframes is None:
+            kfs = self.project.keyframes
+            self._bar.total = len(kfs) * self.settings.steps
+            self._bar.refresh()
+            self._conds = self.engine.encode([kf.prompt for kf in kfs])
+            self._keyframes = self.engine.keyframes(self._conds, [kf.seed for kf in kfs])
+            self.plan = self.engine.plan(segments=len(kfs) - 1)
+            extra = self.plan.branch_steps(0) * (len(kfs) - 1)
+            self._bar.total += extra
+            self._bar.refresh()
+        return self._keyframes
+
+    def trees(self) -> Iterator[TransitionTree]:
+        """The transition tree of each segment in order, computed as it is asked for."""
+        keyframes = self.keyframes()
+        for i in range(len(keyframes) - 1):
+            yield self.engine.transition(
+                keyframes[i], keyframes[i + 1], self._conds[i], self._conds[i + 1], self.plan
+            )
+
+    def recorded_project(self) -> Project:
+        """The project as rendered: seeds drawn, defaults resolved, the plan written out."""
+        settings = self.settings
+        if self.plan is not None and self.plan.levels:
+            settings = settings.replace(plan=self.plan.describe(), branches=None, time_budget=None)
+        elif self.plan is not None:
+            settings = settings.replace(plan=None, branches=2, time_budget=None)
+        return dataclasses.replace(self.project, settings=settings, model=self.model.name)
+
+    def write(self, output: str | Path, trees: Iterable[TransitionTree] | None = None) -> Summary:
+        """Writes the movie and its project file beside it; `trees` may be given pre-computed."""
+        output = check_output_path(output)
+        fps = self.project.fps
+        size = (self.settings.width, self.settings.height)
+        frames = self.positions[-1] + 1
+        segments = len(self.positions) - 1
+        with ExitStack() as stack:
+            writer = stack.enter_context(open_writer(output, fps, size))
+            bar = stack.enter_context(
+                tqdm(total=frames, desc="encoding", unit="frame", disable=not self.progress)
+            )
+            for i, tree in enumerate(trees if trees is not None else self.trees()):
+                slots = self.positions[i + 1] - self.positions[i] + 1
+                plan = frame_plan(tree.distances, slots)
+                for frame in render_frames(tree.images, plan if i == segments - 1 else plan[:-1]):
+                    writer.write(frame)
+                    bar.update()
+        self._bar.close()
+        project_file = self.recorded_project().save(project_path_for(output))
+        stats = self.engine.stats
+        return Summary(
+            output=output,
+            project_file=project_file,
+            frames=writer.frames_written,
+            images=stats.images,
+            unet_calls=stats.unet_calls,
+            image_steps=stats.image_steps,
+            seconds=time.perf_counter() - self.started,
+        )
+
+
+def render_project(
+    project: Project,
+    output: str | Path,
+    model: DiffusionAdapter | None = None,
+    progress: bool = True,
+) -> Summary:
+    """Renders a project to `output` (mp4, webm, gif or a PNG folder) with its project file."""
+    check_output_path(output)
+    return MovieRenderer(project, model, progress).write(output)

@@ -1,0 +1,77 @@
+"""The Python API for one transition between two prompts."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from PIL import Image
+
+from .blending.settings import BlendSettings
+from .blending.tree import TransitionTree
+from .errors import InputError
+from .models.adapter import DiffusionAdapter
+from .models.loading import adapter_for
+from .project import Keyframe, Project
+from .render import MovieRenderer, Summary
+
+
+class Transition:
+    """A latent-blending transition from `prompt_a` to `prompt_b`.
+
+    `pipe` is what `load_pipeline` returns or a diffusers SD/SDXL pipeline. Settings are those
+    of `BlendSettings` (steps, branches, time_budget, depth_strength, quality, plan,
+    guidance_scale, guidance_damper, negative_prompt, size or width/height, keyframe_crossfeed,
+    parental_crossfeed, batched, distance); unset ones take the model family's defaults.
+    `seeds` left out are drawn at random and recorded in `seeds` after rendering.
+    """
+
+    def __init__(
+        self,
+        pipe,
+        prompt_a: str,
+        prompt_b: str,
+        *,
+        seeds: tuple[int, int] | None = None,
+        size: tuple[int, int] | None = None,
+        progress: bool = True,
+        **settings,
+    ) -> None:
+        self.model = pipe if isinstance(pipe, DiffusionAdapter) else adapter_for(pipe)
+        if seeds is not None and len(seeds) != 2:
+            raise InputError(f"seeds: {seeds!r} is not allowed; give two seeds")
+        seed_a, seed_b = seeds or (None, None)
+        if size is not None:
+            settings["width"], settings["height"] = size
+        self.project = Project(
+            keyframes=[Keyframe(prompt_a, seed_a), Keyframe(prompt_b, seed_b)],
+            model=self.model.name,
+            settings=BlendSettings(**settings),
+        )
+        self.progress = progress
+        self.tree: TransitionTree | None = None
+        self._renderer: MovieRenderer | None = None
+
+    @property
+    def seeds(self) -> tuple[int, int] | None:
+        """The seeds used, once rendered."""
+        if self._renderer is None:
+            return None
+        a, b = self._renderer.project.keyframes
+        return a.seed, b.seed
+
+    def render(self) -> list[Image.Image]:
+        """The computed images in transition order: keyframe 1 first, keyframe 2 last."""
+        if self.tree is None:
+            self._renderer = MovieRenderer(self.project, self.model, self.progress)
+            self.tree = next(self._renderer.trees())
+        return self.tree.images
+
+    def write(self, path: str | Path, duration: float = 10.0, fps: float = 30.0) -> Summary:
+        """Writes the movie (round(duration·fps) frames) and its project file beside it."""
+        if self._renderer is not None and self.tree is not None:
+            self._renderer.retime(duration, fps)
+            return self._renderer.write(path, [self.tree])
+        project = dataclasses.replace(self.project, fps=fps, duration=duration)
+        self._renderer = MovieRenderer(project, self.model, self.progress)
+        return self._renderer.write(path)

@@ -1,0 +1,142 @@
+import numpy as np
+import pytest
+import torch
+
+from latentmorph import Transition
+from latentmorph.blending.engine import BlendingEngine
+from latentmorph.blending.settings import BlendSettings
+
+PROMPTS = ("a red circle on a blue background", "a yellow square on a green background")
+
+
+def _render(model, **settings):
+    tr = Transition(model, *PROMPTS, seeds=(420, 421), progress=False, **settings)
+    return tr, tr.render()
+
+
+def _arrays(images):
+    return [np.asarray(i, dtype=np.int16) for i in images]
+
+
+def test_tree_properties(any_model):
+    tr, images = _render(any_model, branches=9)
+    tree = tr.tree
+    assert len(images) == 9
+    fractions = tree.fractions
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert all(a < b for a, b in zip(fractions, fractions[1:]))
+    for branch in tree.branches[1:-1]:
+        left, right = branch.parents
+        assert left.fraction < branch.fraction < right.fraction
+        assert left.level < branch.level and right.level < branch.level
+        assert left.start <= branch.start and right.start <= branch.start
+    assert len(tree.distances) == len(images) - 1
+
+
+def test_endpoints_are_the_pure_keyframe_images(tiny_sdxl):
+    tr, images = _render(tiny_sdxl, branches=5)
+    engine = BlendingEngine(tiny_sdxl, tr._renderer.settings)
+    for prompt, seed, image in ((PROMPTS[0], 420, images[0]), (PROMPTS[1], 421, images[-1])):
+        (alone,) = engine.keyframes(engine.encode([prompt]), [seed])
+        assert np.abs(_arrays([alone.image])[0] - _arrays([image])[0]).max() <= 1
+
+
+def test_same_seeds_give_identical_images(tiny_sd):
+    _, first = _render(tiny_sd, branches=7)
+    _, second = _render(tiny_sd, branches=7)
+    for a, b in zip(_arrays(first), _arrays(second), strict=True):
+        assert (a == b).all()
+
+
+@pytest.mark.parametrize("fixture", ["tiny_sdxl", "tiny_sd"])
+def test_batched_equals_one_at_a_time(request, fixture):
+    model = request.getfixturevalue(fixture)
+    batched, images = _render(model, branches=12, guidance_scale=3.0)
+    single, alone = _render(model, branches=12, guidance_scale=3.0, batched=False)
+    assert batched.tree.fractions == single.tree.fractions
+    for a, b in zip(_arrays(images), _arrays(alone), strict=True):
+        assert np.abs(a - b).max() <= 2
+    stats_b, stats_s = batched._renderer.engine.stats, single._renderer.engine.stats
+    assert stats_b.image_steps == stats_s.image_steps
+    assert stats_b.unet_calls < stats_s.unet_calls
+
+
+def test_planned_image_count_is_honoured_with_a_manual_plan(tiny_turbo):
+    tr, images = _render(tiny_turbo, plan="3@s1 6@s2 10@s3")
+    assert len(images) == 10
+    levels = sorted({(b.level, b.start) for b in tr.tree.branches})
+    assert levels == [(0, 0), (1, 1), (2, 2), (3, 3)]
+
+
+def test_branches_are_injected_where_images_differ_most(tiny_sdxl):
+    tr, _ = _render(tiny_sdxl, plan="3@s4 4@s5")
+    tree = tr.tree
+    second = next(b for b in tree.branches if b.level == 2)
+    first = next(b for b in tree.branches if b.level == 1)
+    assert first.fraction == 0.5
+    # the level-2 branch splits whichever half of the tree was the wider one after level 1
+    left = tr._renderer.engine.distance([tree.branches[0].image], [first.image])[0]
+    right = tr._renderer.engine.distance([first.image], [tree.branches[-1].image])[0]
+    assert second.fraction == (0.25 if left >= right else 0.75)
+
+
+def test_parental_crossfeed_pulls_branches_toward_their_parents(tiny_sd):
+    _, free = _render(tiny_sd, plan="3@s2", parental_crossfeed=(0, 0, 0))
+    _, fed = _render(tiny_sd, plan="3@s2", parental_crossfeed=(1, 1, 1))
+    mid_free, mid_fed = _arrays([free[1], fed[1]])
+    assert (mid_free != mid_fed).any()
+
+
+def test_keyframe_crossfeed_changes_only_the_second_keyframe(tiny_sd):
+    _, plain = _render(tiny_sd, branches=2)
+    _, fed = _render(tiny_sd, branches=2, keyframe_crossfeed=(0.8, 0.5, 0.5))
+    a, b = _arrays(plain), _arrays(fed)
+    assert (a[0] == b[0]).all()
+    assert np.abs(a[1] - b[1]).mean() > 1
+    # pulled toward keyframe 1
+    assert np.abs(b[1] - b[0]).mean() < np.abs(a[1] - a[0]).mean()
+
+
+def test_guidance_is_damped_in_the_middle():
+    s = BlendSettings(guidance_scale=5.0, guidance_damper=0.5)
+    assert s.guidance_at(0.0) == 5.0 and s.guidance_at(1.0) == 5.0
+    assert s.guidance_at(0.5) == pytest.approx(3.0)
+    assert BlendSettings(guidance_scale=5.0, guidance_damper=1.0).guidance_at(0.5) == 5.0
+    assert BlendSettings(guidance_scale=0.0).guidance_at(0.5) == 0.0
+
+
+def test_settings_are_independent_of_the_order_they_are_given(tiny_sd):
+    _, a = _render(tiny_sd, branches=3, guidance_scale=4.0, negative_prompt="dark")
+    _, b = _render(tiny_sd, negative_prompt="dark", guidance_scale=4.0, branches=3)
+    _, c = _render(tiny_sd, branches=3, guidance_scale=4.0)
+    assert all((x == y).all() for x, y in zip(_arrays(a), _arrays(b), strict=True))
+    assert any((x != z).any() for x, z in zip(_arrays(a), _arrays(c), strict=True))
+
+
+def test_time_budget_plans_more_branches_for_more_time(tiny_turbo):
+    small, images_small = _render(tiny_turbo, time_budget=0.05)
+    large, images_large = _render(tiny_turbo, time_budget=3.0)
+    assert 2 <= len(images_small) < len(images_large)
+    recorded = large._renderer.recorded_project().settings
+    assert recorded.time_budget is None and recorded.plan == large._renderer.plan.describe()
+
+
+def test_size_is_rounded_to_the_model_multiple_with_a_notice(tiny_sd):
+    settings, notices = BlendSettings(width=63, height=70).resolve(tiny_sd)
+    assert (settings.width, settings.height) == (64, 70)
+    assert notices == ["size 63x70 rounded to 64x70 (a multiple of 2 for this model)"]
+
+
+def test_random_seeds_are_recorded(tiny_sd):
+    tr = Transition(tiny_sd, *PROMPTS, branches=2, progress=False)
+    tr.render()
+    a, b = tr.seeds
+    assert isinstance(a, int) and isinstance(b, int)
+    again = Transition(tiny_sd, *PROMPTS, branches=2, seeds=(a, b), progress=False).render()
+    assert all((x == y).all() for x, y in zip(_arrays(tr.tree.images), _arrays(again), strict=True))
+
+
+def test_trajectories_stay_on_the_device_dtype(tiny_sdxl):
+    tr, _ = _render(tiny_sdxl, branches=3)
+    for branch in tr.tree.branches:
+        assert all(x.dtype == torch.float32 and x.shape[0] == 1 for x in branch.latents)
