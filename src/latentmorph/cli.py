@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .checks import is_positive
+
 EXIT_USAGE = 2
 
 
@@ -23,7 +25,7 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
+    if not is_positive(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed; use a number > 0")
     return value
 

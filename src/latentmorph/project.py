@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from .blending.settings import BlendSettings
+from .checks import is_positive
 from .errors import InputError, ProjectFileError
 
 FORMAT_VERSION = 1
@@ -58,12 +59,12 @@ class Project:
                     f"keyframes[{i}].seed: {kf.seed!r} is not allowed; "
                     f"use a whole number from 0 to {SEED_LIMIT - 1}"
                 )
-            if kf.duration is not None and not _positive(kf.duration):
+            if kf.duration is not None and not is_positive(kf.duration):
                 raise InputError(
                     f"keyframes[{i}].duration: {kf.duration!r} is not allowed; use seconds > 0"
                 )
         for name in ("fps", "duration"):
-            if not _positive(getattr(self, name)):
+            if not is_positive(getattr(self, name)):
                 raise InputError(
                     f"{name}: {getattr(self, name)!r} is not allowed; use a number > 0"
                 )
@@ -138,7 +139,7 @@ class Project:
             if not isinstance(item, dict):
                 raise InputError(f"keyframes[{i}]: give a mapping with a prompt")
             _check_keys(f"keyframes[{i}].", item, KEYFRAME_KEYS)
-            parsed.append(Keyframe(**item))
+            parsed.append(Keyframe(item.get("prompt"), item.get("seed"), item.get("duration")))
         settings = data.get("settings") or {}
         if not isinstance(settings, dict):
             raise InputError("settings: give a mapping of setting names to values")
@@ -152,10 +153,6 @@ def _check_keys(prefix: str, data: dict, allowed: tuple[str, ...]) -> None:
     for key in data:
         if key not in allowed:
             raise InputError(f"{prefix}{key}: unknown field; allowed: {', '.join(allowed)}")
-
-
-def _positive(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 def library_versions() -> dict[str, str]:

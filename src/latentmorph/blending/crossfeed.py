@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import is_number
 from ..errors import InputError
 
 
@@ -24,7 +25,7 @@ class Crossfeed:
     def __post_init__(self) -> None:
         for field in ("power", "range", "decay"):
             value = getattr(self, field)
-            if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            if not is_number(value) or not 0.0 <= value <= 1.0:
                 raise InputError(f"crossfeed {field}: {value!r} is not allowed; use 0 to 1")
 
     @property

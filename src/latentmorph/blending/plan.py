@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import is_number
 from ..errors import InputError
 
 QUALITY_PRESETS: dict[str, tuple[int, Callable[[int], int]]] = {
@@ -183,5 +184,5 @@ def check_branches(branches: int) -> None:
 
 
 def check_fraction(field: str, value: float) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+    if not is_number(value) or not 0 <= value <= 1:
         raise InputError(f"{field}: {value!r} is not allowed; use a number from 0 to 1")

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..checks import is_number, is_positive
 from ..errors import InputError
 from ..models.adapter import DiffusionAdapter
 from .crossfeed import Crossfeed
@@ -73,9 +74,7 @@ class BlendSettings:
             raise InputError(
                 f"{' and '.join(chosen)}: give only one of branches, time_budget, quality, plan"
             )
-        if self.time_budget is not None and not (
-            isinstance(self.time_budget, int | float) and self.time_budget > 0
-        ):
+        if self.time_budget is not None and not is_positive(self.time_budget):
             raise InputError(
                 f"time_budget: {self.time_budget!r} is not allowed; use a number of seconds > 0"
             )
@@ -84,7 +83,7 @@ class BlendSettings:
                 f"quality: {self.quality!r} is not allowed; use one of {', '.join(QUALITY_PRESETS)}"
             )
         if self.guidance_scale is not None and not (
-            isinstance(self.guidance_scale, int | float) and self.guidance_scale >= 0
+            is_number(self.guidance_scale) and self.guidance_scale >= 0
         ):
             raise InputError(
                 f"guidance_scale: {self.guidance_scale!r} is not allowed; use a number >= 0"

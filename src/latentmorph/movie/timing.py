@@ -7,13 +7,14 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from ..checks import is_positive
 from ..errors import InputError
 
 
 def frame_count(duration: float, fps: float) -> int:
     """round(duration·fps), checked to give at least two frames."""
     for name, value in (("duration", duration), ("fps", fps)):
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        if not is_positive(value):
             raise InputError(f"{name}: {value!r} is not allowed; use a number > 0")
     frames = round(duration * fps)
     if frames < 2:

@@ -1,0 +1,191 @@
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+from imageio_ffmpeg import count_frames_and_secs
+
+from latentmorph.cli import main
+
+FAST = ["--model", "tiny-sd", "--quiet", "--duration", "1", "--fps", "8"]
+
+
+def _run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_transition_writes_movie_project_and_summary(capsys, tmp_path):
+    out = tmp_path / "t.mp4"
+    code, stdout, _ = _run(
+        capsys,
+        "transition",
+        "a red circle",
+        "a blue square",
+        "-o",
+        str(out),
+        *FAST,
+        "--seeds",
+        "1",
+        "2",
+        "--branches",
+        "4",
+    )
+    assert code == 0
+    assert count_frames_and_secs(str(out))[0] == 8
+    assert re.fullmatch(
+        rf"4 images computed, \d+ UNet steps \(\d+ image-steps\), 8 frames in [\d.]+ s "
+        rf"-> {re.escape(str(out))} \(project: {re.escape(str(tmp_path / 't.yaml'))}\)\n",
+        stdout,
+    )
+    project = yaml.safe_load((tmp_path / "t.yaml").read_text())
+    assert [k["seed"] for k in project["keyframes"]] == [1, 2]
+    assert project["model"] == "tiny-sd" and project["fps"] == 8
+
+
+def test_movie_reproduces_from_the_project_file(capsys, tmp_path):
+    _run(capsys, "transition", "a", "b", "-o", str(tmp_path / "t"), *FAST, "--branches", "3")
+    code, stdout, _ = _run(capsys, "movie", str(tmp_path / "t.yaml"), "--quiet")
+    assert code == 0
+    assert (tmp_path / "t.mp4").is_file()
+    assert "3 images computed" in stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--depth-strength", "1.5"],
+            "depth_strength: 1.5 is not allowed; use a number from 0 to 1",
+        ),
+        (["--depth-strength", "-0.1"], "depth_strength: -0.1 is not allowed"),
+        (["--branches", "1"], "branches: 1 is not allowed; use a whole number of at least 2"),
+        (["--width", "0"], "width: 0 is not allowed; use a whole number > 0"),
+        (["--height", "-64"], "height: -64 is not allowed"),
+        (["--fps", "0"], "argument --fps: '0' is not allowed; use a number > 0"),
+        (["--duration", "-1"], "argument --duration: '-1' is not allowed"),
+        (["--fps", "nan"], "argument --fps: 'nan' is not allowed"),
+        (["--duration", "0.1"], "duration: 0.1 s at 8.0 fps gives 1 frame(s)"),
+        (["--model", "nosuchmodel"], "model 'nosuchmodel' is not a preset"),
+        (
+            ["--model", "owner/not-cached"],
+            "is not in the local cache and the hub cannot be reached",
+        ),
+        (["--model", "weights.ckpt"], "pickle checkpoints"),
+        (["--quality", "best"], "argument --quality: invalid choice: 'best'"),
+        (["--plan", "4@2"], "plan injection strength: 2.0 is not allowed"),
+        (["--branches", "4", "--time-budget", "3"], "not allowed with argument --branches"),
+        (["--parental-crossfeed", "2", "1", "1"], "crossfeed power: 2.0 is not allowed"),
+        (["--device", "tpu"], "device: 'tpu' is not allowed"),
+        (["--seeds", "-1", "3"], "keyframes[0].seed: -1 is not allowed"),
+    ],
+)
+def test_bad_transition_input_exits_2_with_one_line(capsys, tmp_path, args, message):
+    out = tmp_path / "t.mp4"
+    argv = ["transition", "a", "b", "-o", str(out), *FAST, *args]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1
+    assert message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("keyframes: [a, b\n", "malformed YAML at line 2"),
+        ("keyframes:\n  - prompt: a\n  - seed: 3\n", "keyframes[1].prompt: missing"),
+        ("keyframes:\n  - prompt: ''\n  - prompt: b\n", "keyframes[0].prompt: missing"),
+        ("keyframes:\n  - prompt: a\n", "keyframes: 1 given; at least 2 are needed"),
+        ("model: demo\n", "keyframes: missing"),
+        ("keyframes: [a, b]\nsettings: {branch: 3}\n", "settings.branch: unknown field"),
+        ("keyframes: [a, b]\nsettings: {depth_strength: 3}\n", "depth_strength: 3 is not allowed"),
+        ("keyframes: [a, b]\nfps: -3\n", "fps: -3 is not allowed"),
+        ("keyframes: [a, b]\nspeed: 3\n", "speed: unknown field"),
+        ("- just a list\n", "must hold a mapping"),
+    ],
+)
+def test_bad_project_file_exits_2_naming_file_and_field(capsys, tmp_path, text, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    code, _, err = _run(capsys, "movie", str(path), "-o", str(tmp_path / "m.mp4"), "--quiet")
+    assert code == 2
+    assert err.count("\n") == 1
+    assert f"latentmorph: error: {path}: " in err and message in err
+    assert not (tmp_path / "m.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "output, message",
+    [
+        ("missing/t.mp4", "does not exist"),
+        ("t.avi", "unknown output extension '.avi'"),
+    ],
+)
+def test_bad_output_path_exits_2(capsys, tmp_path, output, message):
+    code, _, err = _run(capsys, "transition", "a", "b", "-o", str(tmp_path / output), *FAST)
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_console_script_runs_and_reports_errors_on_one_line(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "latentmorph.cli",
+            "transition",
+            "a",
+            "b",
+            "--branches",
+            "1",
+            "-o",
+            str(tmp_path / "x.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "latentmorph: error: branches: 1 is not allowed; use a whole number of at least 2 "
+        "(the two keyframes count)"
+    ]
+
+
+def test_help_documents_every_transition_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["transition", "--help"])
+    text = capsys.readouterr().out
+    for flag in [
+        "--output",
+        "--model",
+        "--seeds",
+        "--steps",
+        "--branches",
+        "--time-budget",
+        "--depth-strength",
+        "--quality",
+        "--plan",
+        "--guidance-scale",
+        "--guidance-damper",
+        "--negative-prompt",
+        "--width",
+        "--height",
+        "--duration",
+        "--fps",
+        "--keyframe-crossfeed",
+        "--parental-crossfeed",
+        "--one-at-a-time",
+        "--distance",
+        "--device",
+        "--dtype",
+        "--allow-pickle",
+        "--quiet",
+    ]:
+        assert flag in text

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+import yaml
+from imageio_ffmpeg import count_frames_and_secs
+from PIL import Image
+
+from latentmorph import Keyframe, Project, Transition, render_project
+from latentmorph.blending.settings import BlendSettings
+
+SETTINGS = BlendSettings(branches=5, distance="pixel")
+
+
+def _project(durations=(1.0, 0.7, 1.3), fps=10):
+    prompts = ["a red circle", "a blue square", "a green triangle", "a white circle"]
+    keyframes = [
+        Keyframe(p, seed=10 + i, duration=d)
+        for i, (p, d) in enumerate(zip(prompts, [*durations, None]))
+    ]
+    return Project(keyframes[: len(durations) + 1], model="tiny-sd", fps=fps, settings=SETTINGS)
+
+
+def _frames(folder):
+    return [np.asarray(Image.open(p)) for p in sorted(folder.glob("frame_*.png"))]
+
+
+@pytest.mark.parametrize(("duration", "fps"), [(1.0, 30), (0.5, 24), (1.3, 29.97), (2.2, 7)])
+def test_transition_movie_has_exact_frame_count(tiny_sd, tmp_path, duration, fps):
+    out = tmp_path / "t.mp4"
+    summary = Transition(tiny_sd, "a", "b", seeds=(1, 2), branches=4, progress=False).write(
+        out, duration=duration, fps=fps
+    )
+    assert summary.frames == round(duration * fps)
+    assert count_frames_and_secs(str(out))[0] == round(duration * fps)
+    assert (tmp_path / "t.yaml").is_file()
+
+
+def test_multi_keyframe_movie_shares_keyframes_and_has_no_repeated_boundary(tiny_sd, tmp_path):
+    project = _project()
+    out = tmp_path / "frames"
+    summary = render_project(project, out, model=tiny_sd, progress=False)
+    frames = _frames(out)
+    assert len(frames) == summary.frames == round(3.0 * 10)
+    # 4 keyframes computed once, plus 3 branches in each of the 3 segments
+    assert summary.images == 4 + 3 * 3
+    for a, b in zip(frames, frames[1:]):
+        assert (a != b).any(), "two identical consecutive frames"
+    # each keyframe image appears exactly once, at its position 0, 10, 17, 29
+    for position in (0, 10, 17, 29):
+        matches = [i for i, f in enumerate(frames) if (f == frames[position]).all()]
+        assert matches == [position]
+
+
+def test_project_file_reproduces_the_movie(tiny_sd, tmp_path):
+    project = _project(durations=(0.8, 0.8))
+    project.keyframes[1].seed = None  # drawn at random, then recorded
+    first = render_project(project, tmp_path / "a", model=tiny_sd, progress=False)
+    recorded = yaml.safe_load(first.project_file.read_text())
+    assert recorded["keyframes"][1]["seed"] is not None
+    assert recorded["settings"]["plan"] == "3@s4 5@s6"
+    assert set(recorded["versions"]) == {"latentmorph", "torch", "diffusers", "transformers"}
+    again = render_project(Project.load(first.project_file), tmp_path / "b", progress=False)
+    assert len(_frames(tmp_path / "a")) == len(_frames(tmp_path / "b"))
+    for x, y in zip(_frames(tmp_path / "a"), _frames(tmp_path / "b")):
+        assert (x == y).all()
+    assert again.images == first.images
+
+
+def test_written_images_match_rendered_ones(tiny_sd, tmp_path):
+    tr = Transition(tiny_sd, "a", "b", seeds=(5, 6), branches=4, progress=False)
+    images = tr.render()
+    tr.write(tmp_path / "f", duration=1.0, fps=10)
+    frames = _frames(tmp_path / "f")
+    assert (frames[0] == np.asarray(images[0])).all()
+    assert (frames[-1] == np.asarray(images[-1])).all()
+    for image in images:
+        assert any((f == np.asarray(image)).all() for f in frames)
+
+
+@pytest.mark.parametrize("ext", [".webm", ".gif"])
+def test_other_formats(tiny_sd, tmp_path, ext):
+    out = tmp_path / f"t{ext}"
+    Transition(tiny_sd, "a", "b", seeds=(1, 2), branches=3, progress=False).write(
+        out, duration=1, fps=12
+    )
+    assert out.is_file() and out.stat().st_size > 0
+    if ext == ".webm":
+        assert count_frames_and_secs(str(out))[0] == 12
+    else:
+        assert Image.open(out).n_frames == 12
