@@ -95,3 +95,28 @@ def test_device_and_dtype_are_validated():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no CUDA GPU"):
             load_pipeline("tiny-sd", device="cuda")
+
+
+def test_distance_auto_works_offline_and_lpips_is_explicit():
+    import importlib.util
+
+    from latentmorph.blending.distance import get_distance, pixel_distance
+
+    if importlib.util.find_spec("lpips") is None:
+        assert get_distance("auto") is pixel_distance
+        with pytest.raises(InputError, match="lpips is not installed"):
+            get_distance("lpips")
+    with pytest.raises(InputError, match="distance: 'ssim'"):
+        get_distance("ssim")
+
+
+def test_pixel_distance_orders_changes_by_size():
+    from PIL import Image
+
+    from latentmorph.blending.distance import pixel_distance
+
+    red = Image.new("RGB", (64, 64), (200, 30, 30))
+    darker = Image.new("RGB", (64, 64), (180, 30, 30))
+    blue = Image.new("RGB", (64, 64), (30, 30, 200))
+    near, far, same = pixel_distance([red, red, red], [darker, blue, red])
+    assert same == 0 and 0 < near < far

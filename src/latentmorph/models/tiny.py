@@ -28,19 +28,20 @@ from transformers import (
 TEXT_DIM = 32
 
 
-def char_tokenizer(folder: Path | None = None) -> CLIPTokenizer:
+def char_tokenizer() -> CLIPTokenizer:
     """A CLIP tokenizer whose tokens are single printable ASCII characters (no BPE merges)."""
-    folder = Path(folder or tempfile.mkdtemp(prefix="latentmorph-tok-"))
     chars = [chr(i) for i in range(33, 127)]
     vocab = {c: i for i, c in enumerate(chars)}
     vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(
-        str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77
-    )
+    with tempfile.TemporaryDirectory(prefix="latentmorph-tok-") as name:
+        folder = Path(name)
+        (folder / "vocab.json").write_text(json.dumps(vocab))
+        (folder / "merges.txt").write_text("#version: 0.2\n")
+        return CLIPTokenizer(
+            str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77
+        )
 
 
 def _text_config(tokenizer: CLIPTokenizer) -> CLIPTextConfig:

@@ -1,0 +1,178 @@
+"""Times one transition with the same plan batched and one branch at a time.
+
+Usage: python benchmarks/bench_transition.py [--device cpu|cuda] [--full-size] [--repeats N]
+
+Tiny pipelines are built in code (CPU-friendly); with --full-size, SD 1.5 and SDXL
+architectures are built from their published configs with random weights (compute cost does not
+depend on the weights) and run in float16 at 512² and 1024² (needs a GPU). Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import time
+
+import torch
+
+from latentmorph.blending.engine import BlendingEngine
+from latentmorph.blending.settings import BlendSettings
+from latentmorph.models.loading import adapter_for
+from latentmorph.models.presets import SD_DEFAULTS, SDXL_DEFAULTS, TINY_DEFAULTS
+from latentmorph.models.tiny import tiny_sd_pipeline, tiny_sdxl_pipeline
+
+PROMPTS = ["a red circle on a blue background", "a yellow square on a green background"]
+
+
+def run_once(model, settings: BlendSettings) -> tuple[float, int]:
+    """Seconds for keyframes + tree (decode and distances included) and UNet calls made."""
+    engine = BlendingEngine(model, settings, distance=None)
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    conds = engine.encode(PROMPTS)
+    first, last = engine.keyframes(conds, [420, 421])
+    engine.transition(first, last, conds[0], conds[1], settings.branching_plan())
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started, engine.stats.unet_calls
+
+
+def bench(name: str, model, size: int, steps: int, guidance: float, repeats: int) -> str:
+    base = BlendSettings(
+        steps=steps,
+        branches=12,
+        guidance_scale=guidance,
+        width=size,
+        height=size,
+        distance="pixel",
+    )
+    settings, _ = base.resolve(model)
+    run_once(model, settings)  # warm-up
+    times = {}
+    calls = {}
+    for batched in (True, False):
+        s = settings.replace(batched=batched)
+        samples = [run_once(model, s) for _ in range(repeats)]
+        times[batched] = statistics.median(t for t, _ in samples)
+        calls[batched] = samples[0][1]
+    return (
+        f"| {name} | {size}² | {steps} | {guidance} | {settings.branching_plan().describe()} | "
+        f"{times[True]:.3f} s ({calls[True]} calls) | "
+        f"{times[False]:.3f} s ({calls[False]} calls) | "
+        f"{times[False] / times[True]:.2f}x |"
+    )
+
+
+def full_size_models(device: torch.device):
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from latentmorph.models.tiny import char_tokenizer
+
+    tok = char_tokenizer()
+    sched = EulerDiscreteScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1
+    )
+    vae = dict(
+        block_out_channels=[128, 256, 512, 512],
+        latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
+        layers_per_block=2,
+    )
+    clip_l = CLIPTextConfig(
+        vocab_size=len(tok),
+        hidden_size=768,
+        intermediate_size=3072,
+        num_attention_heads=12,
+        num_hidden_layers=12,
+        projection_dim=768,
+    )
+    sd = StableDiffusionPipeline(
+        vae=AutoencoderKL(**vae),
+        text_encoder=CLIPTextModel(clip_l),
+        tokenizer=tok,
+        unet=UNet2DConditionModel(cross_attention_dim=768, attention_head_dim=8),
+        scheduler=sched,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    clip_g = CLIPTextConfig(
+        vocab_size=len(tok),
+        hidden_size=1280,
+        intermediate_size=5120,
+        num_attention_heads=20,
+        num_hidden_layers=32,
+        projection_dim=1280,
+    )
+    sdxl = StableDiffusionXLPipeline(
+        vae=AutoencoderKL(**vae, force_upcast=True),
+        text_encoder=CLIPTextModel(clip_l),
+        text_encoder_2=CLIPTextModelWithProjection(clip_g),
+        tokenizer=tok,
+        tokenizer_2=tok,
+        unet=UNet2DConditionModel(
+            sample_size=128,
+            cross_attention_dim=2048,
+            attention_head_dim=[5, 10, 20],
+            block_out_channels=[320, 640, 1280],
+            transformer_layers_per_block=[1, 2, 10],
+            down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+            up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+            addition_embed_type="text_time",
+            addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=2816,
+            use_linear_projection=True,
+        ),
+        scheduler=sched,
+    )
+    for pipe in (sd, sdxl):
+        pipe.to(device, torch.float16)
+    return adapter_for(sd, SD_DEFAULTS, "sd15-architecture"), adapter_for(
+        sdxl, SDXL_DEFAULTS, "sdxl-architecture"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--full-size", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()
+    print(
+        f"device: {name or 'cpu'}"
+        f", threads: {torch.get_num_threads()}, torch {torch.__version__}, "
+        f"date: {datetime.date.today()}"
+    )
+    print("| model | size | steps | guidance | plan | batched | one at a time | speed-up |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows = []
+    if args.full_size:
+        sd, sdxl = full_size_models(device)
+        rows += [
+            ("SD 1.5 arch, fp16", sd, 512, 30, 7.5),
+            ("SDXL arch, fp16", sdxl, 1024, 30, 4.0),
+            ("SDXL arch, fp16", sdxl, 512, 4, 0.0),
+        ]
+    else:
+        for name, pipe in (("tiny SD", tiny_sd_pipeline()), ("tiny SDXL", tiny_sdxl_pipeline())):
+            model = adapter_for(pipe.to(device), TINY_DEFAULTS, name)
+            rows += [(name, model, 64, 8, 0.0), (name, model, 64, 8, 5.0)]
+    for name, model, size, steps, guidance in rows:
+        print(bench(name, model, size, steps, guidance, args.repeats), flush=True)
+
+
+if __name__ == "__main__":
+    main()
