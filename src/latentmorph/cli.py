@@ -170,6 +170,170 @@ def _add_movie_parser(commands) -> None:
     p.set_defaults(run=_run_movie)
 
 
+def _add_animate_parser(commands) -> None:
+    p = commands.add_parser(
+        "animate",
+        help="render a keyframed animation from a prompt schedule file",
+        description="Render an animation from a prompt schedule file (one 'FRAME: prompt' per "
+        "line). Schedules take Deforum's format '0:(1.0), 30:(1.05)' or a plain number.",
+    )
+    p.add_argument("prompts", type=Path, help="prompt schedule file")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="animation.mp4",
+        help="output: .mp4, .webm, .gif or a PNG folder (default: animation.mp4)",
+    )
+    p.add_argument("--model", default="demo", help="as for transition (default: demo)")
+    p.add_argument(
+        "--fps",
+        type=_positive_float,
+        help="frames per second (default: the video input's, else 24)",
+    )
+    p.add_argument(
+        "--duration",
+        type=_positive_float,
+        help="seconds; the output has exactly round(duration·fps) frames and the "
+        "keyframes are scaled to fit (default: end at the last keyframe)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("auto", "blend", "walk"),
+        default="auto",
+        help="blend: latent-blending transitions between prompt keyframes; walk: "
+        "every frame generated from interpolated noise and prompt; auto: blend "
+        "unless motion, video input, coherence, a non-linear curve, audio timing "
+        "or a guidance schedule need walk (default: auto)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="seed of keyframe 1; keyframe i uses seed + i (default: random, recorded)",
+    )
+    p.add_argument("--steps", type=int, help="diffusion steps (default: the model's)")
+    p.add_argument("--negative-prompt", default="", help="negative prompt (default: none)")
+    p.add_argument("--width", type=int, help="width in pixels (default: the model's)")
+    p.add_argument("--height", type=int, help="height in pixels (default: the model's)")
+    p.add_argument(
+        "--guidance-scale",
+        metavar="SCHEDULE",
+        help="guidance scale schedule (default: the model's)",
+    )
+    p.add_argument(
+        "--strength",
+        metavar="SCHEDULE",
+        default="0.6",
+        help="img2img strength schedule, 0..1, for motion and video input (default: 0.6)",
+    )
+    for name, default, text in (
+        ("zoom", "1.0", "zoom factor per frame, > 1 zooms in"),
+        ("angle", "0", "rotation per frame in degrees, counter-clockwise"),
+        ("translation-x", "0", "pixels per frame, + moves the picture right"),
+        ("translation-y", "0", "pixels per frame, + moves the picture down"),
+    ):
+        p.add_argument(
+            f"--{name}",
+            metavar="SCHEDULE",
+            default=default,
+            help=f"2D motion: {text} (default: {default})",
+        )
+    p.add_argument(
+        "--border",
+        choices=("replicate", "reflect", "zero"),
+        default="replicate",
+        help="how motion fills uncovered borders (default: replicate)",
+    )
+    p.add_argument(
+        "--curve",
+        choices=("linear", "sine", "curve"),
+        default="linear",
+        help="interpolation curve between prompt keyframes (default: linear)",
+    )
+    p.add_argument(
+        "--frequencies",
+        default="1.0",
+        help="frequencies of the sine curve, e.g. '1.0, 2.0' (default: 1.0)",
+    )
+    p.add_argument(
+        "--curve-points",
+        metavar="CURVE",
+        help="keyframed curve for --curve curve, values 0..1, e.g. "
+        "'0: (0.0), 50: (1.0), 60: (0.5)'",
+    )
+    p.add_argument(
+        "--fixed-noise",
+        action="store_true",
+        help="one noise for all keyframes: only the prompt changes",
+    )
+    p.add_argument(
+        "--colour-match",
+        action="store_true",
+        help="match every frame's colours to the first frame (LAB histograms)",
+    )
+    p.add_argument(
+        "--coherence-scale",
+        type=float,
+        default=0.0,
+        help="0..1: pull each frame's latents toward a running reference of the "
+        "earlier frames' (default: 0, off)",
+    )
+    p.add_argument(
+        "--coherence-alpha",
+        type=float,
+        default=0.5,
+        help="0..1: weight of the new latents in the running reference (default: 0.5)",
+    )
+    p.add_argument(
+        "--coherence-steps",
+        type=int,
+        default=1000,
+        help="apply coherence during the first N steps of each frame (default: all)",
+    )
+    p.add_argument(
+        "--coherence-noise",
+        type=float,
+        default=0.0,
+        help="fresh noise added after each pull (default: 0)",
+    )
+    p.add_argument("--audio", type=str, help="audio file: muxed into mp4 and webm outputs")
+    p.add_argument(
+        "--audio-keyframes",
+        choices=("percussive", "harmonic", "whole"),
+        help="place prompt keyframes on the onsets of this part of the audio, the "
+        "prompts in file order, repeating; the onset times are printed",
+    )
+    p.add_argument(
+        "--audio-timing",
+        choices=("percussive", "harmonic", "whole"),
+        help="move between keyframes at the pace of this part of the audio's energy, "
+        "so changes land on beats",
+    )
+    p.add_argument(
+        "--audio-reduce",
+        choices=("max", "median", "mean"),
+        default="max",
+        help="how audio timing reduces the mel bands of a frame (default: max)",
+    )
+    p.add_argument(
+        "--init-video",
+        type=str,
+        help="video whose frames are the img2img init frames (read as a stream)",
+    )
+    p.add_argument(
+        "--branches",
+        type=int,
+        help="blend mode: images per transition, keyframes included (default: 12)",
+    )
+    p.add_argument(
+        "--depth-strength",
+        type=float,
+        default=0.5,
+        help="blend mode: as for transition (default: 0.5)",
+    )
+    _add_model_options(p)
+    p.set_defaults(run=_run_animate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="latentmorph",
@@ -179,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_transition_parser(commands)
     _add_movie_parser(commands)
+    _add_animate_parser(commands)
     return parser
 
 
@@ -222,24 +387,84 @@ def _run_transition(args: argparse.Namespace):
     return _render(project, args.output, args)
 
 
-def _run_movie(args: argparse.Namespace):
-    from .project import Project
+def _run_animate(args: argparse.Namespace):
+    from .animation.schedules import parse_prompt_schedule
+    from .animation.settings import Animation, Coherence
+    from .blending.settings import BlendSettings
+    from .errors import InputError
 
-    project = Project.load(args.project)
-    if args.device or args.dtype:
-        project.device = args.device or project.device
-        project.dtype = args.dtype or project.dtype
+    try:
+        text = args.prompts.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{args.prompts}: cannot be read ({error})") from None
+    animation = Animation(
+        prompts=parse_prompt_schedule(text, source=str(args.prompts)),
+        model=args.model,
+        fps=args.fps,
+        duration=args.duration,
+        mode=args.mode,
+        seed=args.seed,
+        steps=args.steps,
+        negative_prompt=args.negative_prompt,
+        width=args.width,
+        height=args.height,
+        guidance_scale=args.guidance_scale,
+        strength=args.strength,
+        zoom=args.zoom,
+        angle=args.angle,
+        translation_x=args.translation_x,
+        translation_y=args.translation_y,
+        border=args.border,
+        curve=args.curve,
+        frequencies=args.frequencies,
+        curve_points=args.curve_points,
+        fixed_noise=args.fixed_noise,
+        colour_match=args.colour_match,
+        coherence=Coherence(
+            args.coherence_scale, args.coherence_alpha, args.coherence_steps, args.coherence_noise
+        ),
+        audio=args.audio,
+        audio_keyframes=args.audio_keyframes,
+        audio_timing=args.audio_timing,
+        audio_reduce=args.audio_reduce,
+        init_video=args.init_video,
+        blend=BlendSettings(branches=args.branches, depth_strength=args.depth_strength),
+        device=args.device,
+        dtype=args.dtype,
+    )
+    return _render(animation, args.output, args)
+
+
+def _run_movie(args: argparse.Namespace):
+    from .project import load_project
+
+    project = load_project(args.project)
+    project.device = args.device or project.device
+    project.dtype = args.dtype or project.dtype
     return _render(project, args.output or args.project.with_suffix(".mp4"), args)
 
 
 def _render(project, output, args: argparse.Namespace):
+    """Renders a movie project or an animation, printing notices and the summary line."""
+    from .animation.render import AnimationRenderer
+    from .animation.settings import Animation
     from .models.loading import load_pipeline
     from .movie.writers import check_output_path
     from .render import MovieRenderer
 
     check_output_path(output)
     model = load_pipeline(project.model, project.device, project.dtype, args.allow_pickle)
-    renderer = MovieRenderer(project, model, progress=not args.quiet)
+    if isinstance(project, Animation):
+        renderer = AnimationRenderer(project, model, progress=not args.quiet)
+        if renderer.onsets is not None:
+            times = ", ".join(f"{t:.2f}" for t in renderer.onsets.times)
+            frames = ", ".join(str(f) for f in renderer.onsets.frames)
+            print(
+                f"latentmorph: audio onsets at {times} s; prompt keyframes at frames {frames}",
+                file=sys.stderr,
+            )
+    else:
+        renderer = MovieRenderer(project, model, progress=not args.quiet)
     for notice in renderer.notices:
         print(f"latentmorph: note: {notice}", file=sys.stderr)
     summary = renderer.write(output)

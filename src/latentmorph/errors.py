@@ -19,3 +19,11 @@ class ModelLoadError(LatentmorphError):
 
 class OutputError(LatentmorphError):
     """An output path cannot be written."""
+
+
+class ScheduleError(InputError):
+    """A prompt schedule, parameter schedule or curve is malformed or out of range."""
+
+
+class MediaError(InputError):
+    """An audio or video input cannot be read."""

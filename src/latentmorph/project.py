@@ -18,7 +18,7 @@ from .errors import InputError, ProjectFileError
 
 FORMAT_VERSION = 1
 PROJECT_KEYS = ("model", "fps", "duration", "device", "dtype", "settings", "keyframes")
-IGNORED_KEYS = ("latentmorph", "format", "versions", "output")
+IGNORED_KEYS = ("latentmorph", "kind", "versions")
 KEYFRAME_KEYS = ("prompt", "seed", "duration")
 SEED_LIMIT = 2**32
 
@@ -86,7 +86,7 @@ class Project:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data as written to a project file."""
-        data: dict[str, Any] = {"latentmorph": FORMAT_VERSION, "model": self.model}
+        data: dict[str, Any] = {"kind": "movie", "model": self.model}
         data.update(fps=self.fps, duration=self.duration, device=self.device, dtype=self.dtype)
         data["settings"] = self.settings.as_dict()
         data["keyframes"] = []
@@ -95,33 +95,19 @@ class Project:
             if i < len(self.keyframes) - 1:
                 item["duration"] = self.durations[i]
             data["keyframes"].append(item)
-        data["versions"] = library_versions()
         return data
 
     def save(self, path: str | Path) -> Path:
-        """Writes the project file (under a temporary name, then renamed)."""
-        path = Path(path)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
-        os.replace(partial, path)
-        return path
+        """Writes the project file."""
+        return save_project_data(self.to_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> Project:
-        """Reads a project file; errors name the file and the field."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as error:
-            raise ProjectFileError(f"{path}: cannot be read ({error.strerror})") from None
-        except yaml.YAMLError as error:
-            where = getattr(error, "problem_mark", None)
-            line = f" at line {where.line + 1}" if where else ""
-            raise ProjectFileError(f"{path}: malformed YAML{line}") from None
-        try:
-            return cls.from_dict(data)
-        except InputError as error:
-            raise ProjectFileError(f"{path}: {error}") from None
+        """Reads a movie project file; errors name the file and the field."""
+        project = load_project(path)
+        if not isinstance(project, Project):
+            raise ProjectFileError(f"{path}: holds an animation, not a movie of keyframes")
+        return project
 
     @classmethod
     def from_dict(cls, data: Any) -> Project:
@@ -149,10 +135,45 @@ class Project:
         return cls(keyframes=parsed, settings=BlendSettings(**settings), **options)
 
 
+def load_project(path: str | Path):
+    """Reads a project file: a `Project` (movie of keyframes) or, with `kind: animation`, an
+    `Animation` whose audio and video paths are taken relative to the file's folder."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ProjectFileError(f"{path}: cannot be read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise ProjectFileError(f"{path}: malformed YAML{line}") from None
+    try:
+        if isinstance(data, dict) and data.get("kind") == "animation":
+            from .animation.settings import Animation
+
+            for key in ("audio", "init_video"):
+                if data.get(key):
+                    data[key] = str(path.parent / Path(data[key]).expanduser())
+            return Animation.from_dict(data)
+        return Project.from_dict(data)
+    except InputError as error:
+        raise ProjectFileError(f"{path}: {error}") from None
+
+
 def _check_keys(prefix: str, data: dict, allowed: tuple[str, ...]) -> None:
     for key in data:
         if key not in allowed:
             raise InputError(f"{prefix}{key}: unknown field; allowed: {', '.join(allowed)}")
+
+
+def save_project_data(data: dict[str, Any], path: str | Path) -> Path:
+    """Writes a project file with the library versions (under a temporary name, then renamed)."""
+    path = Path(path)
+    data = {"latentmorph": FORMAT_VERSION, **data, "versions": library_versions()}
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    os.replace(partial, path)
+    return path
 
 
 def library_versions() -> dict[str, str]:

@@ -126,15 +126,42 @@ class DiffusionAdapter:
             self._schedulers[steps] = scheduler
         return copy.deepcopy(self._schedulers[steps])
 
-    def noise(self, seeds: Sequence[int], width: int, height: int, steps: int) -> torch.Tensor:
-        """Starting latents, one CPU generator per seed, so a batch equals its seeds run alone."""
+    def unit_noise(self, seeds: Sequence[int], width: int, height: int) -> torch.Tensor:
+        """Standard normal latents, one CPU generator per seed, so a batch equals its seeds
+        run alone and a seed gives the same noise on every device."""
         f = self.size_multiple
         shape = (1, self.pipe.unet.config.in_channels, height // f, width // f)
-        noise = torch.cat(
-            [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
-        )
-        sigma = self.scheduler(steps).init_noise_sigma
-        return (noise * sigma).to(self.device, self.dtype)
+        noise = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
+        return torch.cat(noise).to(self.device, self.dtype)
+
+    def noise(self, seeds: Sequence[int], width: int, height: int, steps: int) -> torch.Tensor:
+        """Starting latents of a `steps`-step schedule for each seed."""
+        return self.unit_noise(seeds, width, height) * self.scheduler(steps).init_noise_sigma
+
+    def noised(
+        self, clean: torch.Tensor, unit_noise: torch.Tensor, steps: int, start: int
+    ) -> torch.Tensor:
+        """Clean latents noised to the level at which step `start` of the schedule begins."""
+        scheduler = self.scheduler(steps)
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start)
+        t = scheduler.timesteps[start : start + 1].repeat(clean.shape[0])
+        return scheduler.add_noise(clean, unit_noise, t)
+
+    @torch.no_grad()
+    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Clean latents of images (the mean of the VAE's latent distribution)."""
+        vae = self.pipe.vae
+        arrays = [np.asarray(i.convert("RGB"), dtype=np.float32) / 127.5 - 1 for i in images]
+        pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+        dtype = torch.float32 if getattr(vae.config, "force_upcast", False) else vae.dtype
+        vae_dtype = vae.dtype
+        vae.to(dtype)
+        posterior = vae.encode(pixels.to(self.device, dtype)).latent_dist
+        vae.to(vae_dtype)
+        shift = getattr(vae.config, "shift_factor", None) or 0.0
+        scale = getattr(vae.config, "scaling_factor", 1.0)
+        return ((posterior.mean - shift) * scale).to(self.dtype)
 
     @torch.no_grad()
     def denoise(

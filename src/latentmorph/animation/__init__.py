@@ -1,0 +1,1 @@
+"""Keyframed animations: schedules, curves, walks, motion, audio and video input."""

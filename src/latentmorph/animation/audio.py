@@ -1,0 +1,193 @@
+"""Audio input for animations: keyframes at onsets and audio-driven timing curves."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import audioread.exceptions
+import librosa
+import numpy as np
+import soundfile
+
+from latentmorph.errors import InputError, MediaError
+
+COMPONENTS = ("percussive", "harmonic", "whole")
+REDUCTIONS = ("max", "median", "mean")
+
+_REDUCERS = {"max": np.max, "median": np.median, "mean": np.mean}
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    RuntimeError,
+    soundfile.SoundFileError,
+    audioread.exceptions.DecodeError,
+)
+_MIN_FFT = 2048
+_SILENCE = 1e-10  # mel power below this (about -100 dB) counts as no energy
+
+
+@dataclass(frozen=True)
+class Onsets:
+    """Detected audio onsets and the keyframes they give.
+
+    `times` are the onsets in seconds from the start of the audio used; `frames` are the sorted,
+    distinct keyframe indices: every onset's nearest frame plus the first and the last frame.
+    """
+
+    times: tuple[float, ...]
+    frames: tuple[int, ...]
+
+
+def audio_duration(path: str | Path) -> float:
+    """Length in seconds of the audio file at `path`."""
+    _require_file(path)
+    with _reading(path):
+        return float(librosa.get_duration(path=str(path)))
+
+
+def load_audio(
+    path: str | Path, start: float = 0.0, duration: float | None = None
+) -> tuple[np.ndarray, int]:
+    """Mono float samples of `path` from `start` seconds on, and their sample rate.
+
+    `duration` limits how many seconds are read; None reads to the end of the file.
+    """
+    if not (math.isfinite(start) and start >= 0):
+        raise InputError(f"audio start must be 0 or more seconds, got {start} for {path}")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise InputError(f"audio duration must be more than 0 seconds, got {duration} for {path}")
+    total = audio_duration(path)
+    if start >= total > 0:
+        raise InputError(
+            f"audio start {start:g} s is beyond the end of {path}, which lasts {total:.3f} s"
+        )
+    with _reading(path):
+        y, sr = librosa.load(str(path), sr=None, mono=True, offset=start, duration=duration)
+    if y.size == 0:
+        raise MediaError(f"audio file {path} contains no audio")
+    return y, int(sr)
+
+
+def separate(y: np.ndarray, component: str) -> np.ndarray:
+    """The percussive or harmonic part of the signal `y`, or `y` itself for "whole"."""
+    _check_choice("component", component, COMPONENTS)
+    if component == "whole":
+        return y
+    harmonic, percussive = librosa.effects.hpss(y, margin=1.0)
+    return percussive if component == "percussive" else harmonic
+
+
+def onset_keyframes(
+    path: str | Path,
+    fps: float,
+    frames: int | None = None,
+    component: str = "percussive",
+    start: float = 0.0,
+) -> Onsets:
+    """Keyframes at the onsets of `component` in the audio of `path` from `start` seconds on.
+
+    An onset at t seconds becomes frame round(t * fps). The video has `frames` frames (by default
+    as many as the audio lasts at `fps`); onsets past its last frame are dropped.
+    """
+    _check_fps(fps)
+    _check_choice("component", component, COMPONENTS)
+    if frames is not None:
+        _check_frames(frames)
+    y, sr = load_audio(path, start)
+    if frames is None:
+        frames = max(1, round(y.size / sr * fps))
+    frames = int(frames)
+    detected = librosa.onset.onset_detect(y=separate(y, component), sr=sr, units="time")
+    times = tuple(float(t) for t in detected if round(t * fps) < frames)
+    keys = {0, frames - 1, *(round(t * fps) for t in times)}
+    return Onsets(times=times, frames=tuple(sorted(keys)))
+
+
+def audio_timing(
+    path: str | Path,
+    fps: float,
+    frames: int,
+    component: str = "percussive",
+    reduce: str = "max",
+    start: float = 0.0,
+) -> np.ndarray:
+    """Audio-driven progress through a video of `frames` frames at `fps`, audio from `start` s.
+
+    Returns `frames` floats, non-decreasing from 0.0 at frame 0 to 1.0 at the last frame. Value i
+    is the share of the audio energy (mel power of `component`, reduced over mel bins by
+    `reduce`) that falls in frames 1..i, so the rise from frame i-1 to frame i is proportional to
+    the energy at time i / fps. Mapping linear progress through this curve makes the visual
+    change happen where the audio is loud, on the beats. Silence gives a linear ramp; a single
+    frame gives [0.0]. Frames past the end of the audio have no energy.
+    """
+    _check_fps(fps)
+    _check_frames(frames)
+    _check_choice("component", component, COMPONENTS)
+    _check_choice("reduction", reduce, REDUCTIONS)
+    frames = int(frames)
+    y, sr = load_audio(path, start)
+    energy = _frame_energy(separate(y, component), sr, fps, frames, reduce)
+    return _progress(energy)
+
+
+def _frame_energy(y: np.ndarray, sr: int, fps: float, frames: int, reduce: str) -> np.ndarray:
+    """Mel power of `y` centred on each video frame time i / fps, reduced over mel bins."""
+    hop = max(1, round(sr / fps))
+    rate = hop * fps
+    if rate != sr:
+        y = librosa.resample(y, orig_sr=sr, target_sr=rate)
+    n_fft = max(_MIN_FFT, 1 << (hop - 1).bit_length())
+    mel = librosa.feature.melspectrogram(y=y, sr=rate, hop_length=hop, n_fft=n_fft)
+    energy = _REDUCERS[reduce](mel, axis=0)[:frames]
+    return np.pad(energy.astype(np.float64), (0, frames - energy.size))
+
+
+def _progress(energy: np.ndarray) -> np.ndarray:
+    """Cumulative normalised energy rising from 0 to 1; a linear ramp when there is none."""
+    if energy.size == 1:
+        return np.zeros(1)
+    steps = energy[1:]
+    peak = steps.max()
+    if peak <= _SILENCE:
+        return np.linspace(0.0, 1.0, energy.size)
+    curve = np.concatenate([[0.0], np.cumsum(steps / peak)])
+    return curve / curve[-1]
+
+
+@contextmanager
+def _reading(path: str | Path) -> Iterator[None]:
+    """Turn failures to decode the audio file `path` into MediaError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="PySoundFile failed")
+            warnings.filterwarnings("ignore", category=FutureWarning, module="librosa")
+            yield
+    except _READ_ERRORS as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise MediaError(f"cannot read audio file {path}: {detail}") from exc
+
+
+def _require_file(path: str | Path) -> None:
+    if not Path(path).is_file():
+        raise MediaError(f"audio file not found: {path}")
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InputError(f"unknown audio {name} {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _check_fps(fps: float) -> None:
+    if not (math.isfinite(fps) and fps > 0):
+        raise InputError(f"fps must be a number above 0, got {fps}")
+
+
+def _check_frames(frames: int) -> None:
+    if isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or frames < 1:
+        raise InputError(f"frame count must be a whole number of at least 1, got {frames!r}")

@@ -1,0 +1,226 @@
+"""The animation project: a prompt schedule with its parameter schedules and inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..blending.settings import BlendSettings
+from ..checks import is_number, is_positive
+from ..errors import InputError
+from .audio import COMPONENTS, REDUCTIONS
+from .motion import BORDER_MODES, Motion
+from .schedules import (
+    CURVES,
+    ParameterSchedule,
+    PromptKeyframe,
+    parse_curve,
+    parse_frequencies,
+    parse_parameter_schedule,
+)
+
+MODES = ("auto", "blend", "walk")
+SHARED_WITH_BLEND = ("steps", "negative_prompt", "width", "height", "guidance_scale")
+SCHEDULED = ("guidance_scale", "strength", "zoom", "angle", "translation_x", "translation_y")
+SCHEDULE_RANGES = {
+    "guidance_scale": (0.0, None),
+    "strength": (0.0, 1.0),
+    "zoom": (1e-3, None),
+    "angle": (None, None),
+    "translation_x": (None, None),
+    "translation_y": (None, None),
+}
+
+
+@dataclass(frozen=True)
+class Coherence:
+    """Pulls each frame's latents toward a running reference of earlier frames' latents.
+
+    For the first `steps` steps of each frame: latents ← latents − scale·(latents − ref[i]),
+    plus `noise`·N(0, 1) of fresh seeded noise; then ref[i] ← alpha·latents + (1 − alpha)·ref[i].
+    A scale of 0 turns it off.
+    """
+
+    scale: float = 0.0
+    alpha: float = 0.5
+    steps: int = 1000
+    noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("scale", "alpha"):
+            value = getattr(self, name)
+            if not is_number(value) or not 0 <= value <= 1:
+                raise InputError(f"coherence {name}: {value!r} is not allowed; use 0 to 1")
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise InputError(
+                f"coherence steps: {self.steps!r} is not allowed; use a whole number >= 1"
+            )
+        if not is_number(self.noise) or self.noise < 0:
+            raise InputError(f"coherence noise: {self.noise!r} is not allowed; use a number >= 0")
+
+    @property
+    def active(self) -> bool:
+        return self.scale > 0
+
+
+@dataclass
+class Animation:
+    """Everything needed to render a keyframed animation again.
+
+    Schedules are kept as text (`0:(1.0), 30:(1.05)` or a plain number) and parsed on use.
+    """
+
+    prompts: list[PromptKeyframe]
+    model: str = "demo"
+    fps: float | None = None
+    duration: float | None = None
+    mode: str = "auto"
+    seed: int | None = None
+    steps: int | None = None
+    negative_prompt: str = ""
+    width: int | None = None
+    height: int | None = None
+    guidance_scale: str | None = None
+    strength: str = "0.6"
+    zoom: str = "1.0"
+    angle: str = "0"
+    translation_x: str = "0"
+    translation_y: str = "0"
+    border: str = "replicate"
+    curve: str = "linear"
+    frequencies: str = "1.0"
+    curve_points: str | None = None
+    fixed_noise: bool = False
+    colour_match: bool = False
+    coherence: Coherence = field(default_factory=Coherence)
+    audio: str | None = None
+    audio_keyframes: str | None = None
+    audio_timing: str | None = None
+    audio_reduce: str = "max"
+    init_video: str | None = None
+    blend: BlendSettings = field(default_factory=BlendSettings)
+    device: str | None = None
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.prompts:
+            raise InputError("prompts: no keyframes; give at least one FRAME: prompt line")
+        if isinstance(self.coherence, dict):
+            self.coherence = Coherence(**self.coherence)
+        if isinstance(self.blend, dict):
+            self.blend = BlendSettings(**self.blend)
+        _choice("mode", self.mode, MODES)
+        _choice("border", self.border, BORDER_MODES)
+        _choice("curve", self.curve, CURVES)
+        _choice("audio_reduce", self.audio_reduce, REDUCTIONS)
+        for name in ("audio_keyframes", "audio_timing"):
+            if getattr(self, name) is not None:
+                _choice(name, getattr(self, name), COMPONENTS)
+        for name in ("fps", "duration"):
+            value = getattr(self, name)
+            if value is not None and not is_positive(value):
+                raise InputError(f"{name}: {value!r} is not allowed; use a number > 0")
+        if (self.audio_keyframes or self.audio_timing) and not self.audio:
+            raise InputError("audio_keyframes/audio_timing: need an audio file (--audio)")
+        if self.curve == "curve" and not self.curve_points:
+            raise InputError("curve: 'curve' needs curve points, e.g. '0: (0.0), 50: (1.0)'")
+        parse_frequencies(self.frequencies)
+        if self.curve_points:
+            parse_curve(self.curve_points)
+        for name in SCHEDULED:
+            self.schedule(name)
+        guidance = self.schedule("guidance_scale")
+        self.blend = self.blend.replace(
+            steps=self.steps,
+            negative_prompt=self.negative_prompt,
+            width=self.width,
+            height=self.height,
+            guidance_scale=guidance.value_at(0) if guidance and guidance.is_constant else None,
+        )
+        if self.mode == "blend" and not self.blend_fits:
+            raise InputError(f"mode: 'blend' cannot be used with {self._walk_reason()}; use walk")
+
+    def schedule(self, name: str) -> ParameterSchedule | None:
+        """The parsed parameter schedule `name` (None: guidance from the model)."""
+        text = getattr(self, name)
+        if text is None:
+            return None
+        low, high = SCHEDULE_RANGES[name]
+        return parse_parameter_schedule(text, source=name, minimum=low, maximum=high)
+
+    def motion_at(self, frame: int) -> Motion:
+        """The camera move from frame − 1 to `frame`."""
+        return Motion(
+            zoom=self.schedule("zoom").value_at(frame),
+            angle=self.schedule("angle").value_at(frame),
+            translation_x=self.schedule("translation_x").value_at(frame),
+            translation_y=self.schedule("translation_y").value_at(frame),
+        )
+
+    @property
+    def has_motion(self) -> bool:
+        still = {"zoom": 1.0, "angle": 0.0, "translation_x": 0.0, "translation_y": 0.0}
+        return any(
+            not (self.schedule(n).is_constant and self.schedule(n).value_at(0) == v)
+            for n, v in still.items()
+        )
+
+    def _walk_reason(self) -> str:
+        if len(self.prompts) < 2 and not self.audio_keyframes:
+            return "a single prompt keyframe"
+        if self.init_video:
+            return "a video input"
+        if self.has_motion:
+            return "motion"
+        if self.coherence.active:
+            return "coherence"
+        if self.guidance_scale is not None and not self.schedule("guidance_scale").is_constant:
+            return "a guidance schedule"
+        if self.curve != "linear" or self.audio_timing:
+            return "a non-linear curve or audio timing"
+        return ""
+
+    @property
+    def blend_fits(self) -> bool:
+        """Whether the prompt segments can be rendered as latent-blending transitions."""
+        return not self._walk_reason()
+
+    @property
+    def uses_blend(self) -> bool:
+        return self.mode == "blend" or (self.mode == "auto" and self.blend_fits)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the project file."""
+        data = {"kind": "animation"}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "prompts":
+                value = [{"frame": k.frame, "prompt": k.prompt} for k in value]
+            elif f.name == "coherence":
+                value = dataclasses.asdict(value)
+            elif f.name == "blend":
+                value = {k: v for k, v in value.as_dict().items() if k not in SHARED_WITH_BLEND}
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Animation:
+        """The animation described by plain data; raises InputError naming the field."""
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in allowed + ["kind", "latentmorph", "versions"]:
+                raise InputError(f"{key}: unknown field; allowed: {', '.join(allowed)}")
+        prompts = data.get("prompts")
+        if not isinstance(prompts, list) or not all(
+            isinstance(p, dict) and set(p) == {"frame", "prompt"} for p in prompts
+        ):
+            raise InputError("prompts: give a list of {frame, prompt}")
+        values = {k: v for k, v in data.items() if k in allowed and k != "prompts"}
+        keyframes = [PromptKeyframe(int(p["frame"]), str(p["prompt"])) for p in prompts]
+        return cls(prompts=keyframes, **values)
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InputError(f"{name}: {value!r} is not allowed; use one of {', '.join(allowed)}")
