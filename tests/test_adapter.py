@@ -70,3 +70,15 @@ def test_negative_prompt_changes_the_unconditional_half(tiny_sd):
     plain = tiny_sd.encode(["x"]).tensors["negative_embeds"]
     negative = tiny_sd.encode(["x"], "blurry").tensors["negative_embeds"]
     assert not torch.allclose(plain, negative)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_sd", "tiny_sdxl"])
+def test_prompt_weighting(request, fixture):
+    model = request.getfixturevalue(fixture)
+    plain = model.encode(["a red circle"], "dark")
+    weighted = model.encode(["a red circle"], "dark", weighted=True)
+    for key, value in plain.tensors.items():  # no weights: the same as the pipeline's encoding
+        torch.testing.assert_close(weighted.tensors[key], value)
+    heavy = model.encode(["a (red)1.8 circle"], "dark", weighted=True)
+    assert heavy.tensors["embeds"].shape == plain.tensors["embeds"].shape
+    assert not torch.allclose(heavy.tensors["embeds"], plain.tensors["embeds"])

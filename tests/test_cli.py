@@ -175,6 +175,7 @@ def test_help_documents_every_transition_flag(capsys):
         "--guidance-scale",
         "--guidance-damper",
         "--negative-prompt",
+        "--prompt-weighting",
         "--width",
         "--height",
         "--duration",

@@ -116,6 +116,11 @@ def _add_transition_parser(commands) -> None:
         "1 + (g - 1)·damper; 1 keeps it constant (default: 0.7)",
     )
     p.add_argument("--negative-prompt", default="", help="negative prompt (default: none)")
+    p.add_argument(
+        "--prompt-weighting",
+        action="store_true",
+        help="read Compel weighting syntax in prompts, e.g. 'a (red)1.3 circle', 'a red++ circle'",
+    )
     p.add_argument("--width", type=int, help="width in pixels (default: the model's)")
     p.add_argument("--height", type=int, help="height in pixels (default: the model's)")
     p.add_argument("--duration", type=_positive_float, default=10.0, help="seconds (default: 10)")
@@ -212,6 +217,11 @@ def _add_animate_parser(commands) -> None:
     )
     p.add_argument("--steps", type=int, help="diffusion steps (default: the model's)")
     p.add_argument("--negative-prompt", default="", help="negative prompt (default: none)")
+    p.add_argument(
+        "--prompt-weighting",
+        action="store_true",
+        help="read Compel weighting syntax in prompts, e.g. 'a (red)1.3 circle', 'a red++ circle'",
+    )
     p.add_argument("--width", type=int, help="width in pixels (default: the model's)")
     p.add_argument("--height", type=int, help="height in pixels (default: the model's)")
     p.add_argument(
@@ -334,6 +344,47 @@ def _add_animate_parser(commands) -> None:
     p.set_defaults(run=_run_animate)
 
 
+def _add_ui_parser(commands) -> None:
+    p = commands.add_parser(
+        "ui",
+        help="start the web UI",
+        description="Start the web UI: explore keyframes, arrange them, render transitions and "
+        "animations in the browser.",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model to load at start (default: none; choose it in the page)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default: 127.0.0.1, this machine only)",
+    )
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument(
+        "--share",
+        action="store_true",
+        help="also publish the UI through a public Gradio share link",
+    )
+    p.add_argument("--device", default=None, help="as for transition")
+    p.add_argument("--dtype", default=None, help="as for transition")
+    p.set_defaults(run=_run_ui)
+
+
+def _run_ui(args: argparse.Namespace):
+    from .ui.app import launch
+
+    launch(
+        model=args.model,
+        host=args.host,
+        port=args.port,
+        share=args.share,
+        device=args.device,
+        dtype=args.dtype,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="latentmorph",
@@ -344,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transition_parser(commands)
     _add_movie_parser(commands)
     _add_animate_parser(commands)
+    _add_ui_parser(commands)
     return parser
 
 
@@ -368,6 +420,7 @@ def _run_transition(args: argparse.Namespace):
         guidance_scale=args.guidance_scale,
         guidance_damper=args.guidance_damper,
         negative_prompt=args.negative_prompt,
+        prompt_weighting=args.prompt_weighting,
         width=args.width,
         height=args.height,
         keyframe_crossfeed=args.keyframe_crossfeed,
@@ -428,7 +481,11 @@ def _run_animate(args: argparse.Namespace):
         audio_timing=args.audio_timing,
         audio_reduce=args.audio_reduce,
         init_video=args.init_video,
-        blend=BlendSettings(branches=args.branches, depth_strength=args.depth_strength),
+        blend=BlendSettings(
+            branches=args.branches,
+            depth_strength=args.depth_strength,
+            prompt_weighting=args.prompt_weighting,
+        ),
         device=args.device,
         dtype=args.dtype,
     )

@@ -123,7 +123,8 @@ class AnimationRenderer:
         return self._walk_frames()
 
     def _encode(self) -> list[Conditioning]:
-        cond = self.model.encode([k.prompt for k in self.keyframes], self.blend.negative_prompt)
+        prompts = [k.prompt for k in self.keyframes]
+        cond = self.model.encode(prompts, self.blend.negative_prompt, self.blend.prompt_weighting)
         return [cond[i] for i in range(len(self.keyframes))]
 
     def _blend_frames(self) -> Iterator[Image.Image]:

@@ -60,7 +60,8 @@ class BlendingEngine:
 
     def encode(self, prompts: Sequence[str]) -> list[Conditioning]:
         """One conditioning per prompt (encoded as one batch)."""
-        cond = self.model.encode(prompts, self.settings.negative_prompt)
+        s = self.settings
+        cond = self.model.encode(prompts, s.negative_prompt, s.prompt_weighting)
         return [cond[i] for i in range(len(prompts))]
 
     def keyframes(self, conds: Sequence[Conditioning], seeds: Sequence[int]) -> list[Branch]:

@@ -50,6 +50,7 @@ class BlendSettings:
     guidance_scale: float | None = None
     guidance_damper: float = 0.7
     negative_prompt: str = ""
+    prompt_weighting: bool = False
     width: int | None = None
     height: int | None = None
     keyframe_crossfeed: Crossfeed = field(default_factory=Crossfeed)

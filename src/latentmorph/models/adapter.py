@@ -100,8 +100,16 @@ class DiffusionAdapter:
     # --- text -------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def encode(self, prompts: Sequence[str], negative_prompt: str = "") -> Conditioning:
-        """Conditioning for each prompt, with the negative prompt's as the unconditional half."""
+    def encode(
+        self, prompts: Sequence[str], negative_prompt: str = "", weighted: bool = False
+    ) -> Conditioning:
+        """Conditioning for each prompt, with the negative prompt's as the unconditional half.
+
+        With `weighted`, prompts may use Compel's weighting syntax, e.g. `a (red)1.3 circle`,
+        `a red++ circle`, `a cat.and(a dog)`.
+        """
+        if weighted:
+            return self._encode_weighted(prompts, negative_prompt)
         embeds, negative = self.pipe.encode_prompt(
             list(prompts),
             self.device,
@@ -110,6 +118,12 @@ class DiffusionAdapter:
             negative_prompt=[negative_prompt] * len(prompts),
         )
         return Conditioning({"embeds": embeds, "negative_embeds": negative})
+
+    def _encode_weighted(self, prompts: Sequence[str], negative_prompt: str) -> Conditioning:
+        from compel import CompelForSD
+
+        out = CompelForSD(self.pipe)(list(prompts), [negative_prompt] * len(prompts))
+        return Conditioning({"embeds": out.embeds, "negative_embeds": out.negative_embeds})
 
     def _unet_kwargs(self, cond: Conditioning, cfg: bool, latents: torch.Tensor) -> dict:
         t = cond.tensors
@@ -237,7 +251,11 @@ class SDXLAdapter(DiffusionAdapter):
     family = "sdxl"
 
     @torch.no_grad()
-    def encode(self, prompts: Sequence[str], negative_prompt: str = "") -> Conditioning:
+    def encode(
+        self, prompts: Sequence[str], negative_prompt: str = "", weighted: bool = False
+    ) -> Conditioning:
+        if weighted:
+            return self._encode_weighted(prompts, negative_prompt)
         n = len(prompts)
         embeds, negative, pooled, negative_pooled = self.pipe.encode_prompt(
             list(prompts),
@@ -252,6 +270,21 @@ class SDXLAdapter(DiffusionAdapter):
                 "negative_embeds": negative,
                 "pooled": pooled,
                 "negative_pooled": negative_pooled,
+            }
+        )
+
+    def _encode_weighted(self, prompts: Sequence[str], negative_prompt: str) -> Conditioning:
+        from compel import CompelForSDXL
+
+        out = CompelForSDXL(self.pipe)(
+            list(prompts), negative_prompt=[negative_prompt] * len(prompts)
+        )
+        return Conditioning(
+            {
+                "embeds": out.embeds,
+                "negative_embeds": out.negative_embeds,
+                "pooled": out.pooled_embeds,
+                "negative_pooled": out.negative_pooled_embeds,
             }
         )
 
