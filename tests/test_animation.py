@@ -130,7 +130,9 @@ def test_video_input_sets_fps_and_length_and_streams(tiny_sd, tmp_path):
 
 def test_keyframes_past_a_short_video_are_refused(tiny_sd, tmp_path):
     clip = write_clip(tmp_path / "clip.mp4")
-    with pytest.raises(InputError, match="prompts line 5: keyframe 12 is past the last frame 11 of the video input"):
+    with pytest.raises(
+        InputError, match="prompts line 5: keyframe 12 is past the last frame 11 of the video input"
+    ):
         AnimationRenderer(_animation(init_video=str(clip)), tiny_sd, progress=False)
 
 
