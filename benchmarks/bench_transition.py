@@ -169,7 +169,7 @@ def main() -> None:
     else:
         for name, pipe in (("tiny SD", tiny_sd_pipeline()), ("tiny SDXL", tiny_sdxl_pipeline())):
             model = adapter_for(pipe.to(device), TINY_DEFAULTS, name)
-            rows += [(name, model, 64, 8, 0.0), (name, model, 64, 8, 5.0)]
+            rows += [(name, model, size, 8, g) for size in (32, 64) for g in (0.0, 5.0)]
     for name, model, size, steps, guidance in rows:
         print(bench(name, model, size, steps, guidance, args.repeats), flush=True)
 

@@ -1,0 +1,339 @@
+"""The web UI's callbacks, offline with the tiny SDXL pipeline built in code."""
+
+import socket
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import yaml
+from imageio_ffmpeg import count_frames_and_secs
+from PIL import Image
+
+from latentmorph.cli import main
+from latentmorph.errors import LatentmorphError
+from latentmorph.project import Keyframe, Project
+from latentmorph.ui import callbacks, forms, rendering, workspace
+from latentmorph.ui.app import build_app, launch
+from latentmorph.ui.keyframes import Shot
+from latentmorph.ui.models import ModelCache
+
+MODEL = "tiny-sdxl"
+
+
+@pytest.fixture(scope="module")
+def models():
+    cache = ModelCache()
+    cache.get(MODEL)
+    return cache
+
+
+@pytest.fixture
+def session():
+    path = workspace.new_workspace()
+    yield path
+    workspace.remove_workspace(path)
+
+
+@pytest.fixture
+def form():
+    values = {**forms.BLEND_DEFAULTS, **forms.MOVIE_DEFAULTS, **forms.ANIMATION_DEFAULTS}
+    values.update(fps=8.0, segment_duration=1.0, branches=4)
+    return values
+
+
+def _pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _shots(models, session, form, prompts=("a red circle", "a blue square", "a green moon")):
+    """One keyframe per prompt, each the first candidate of base seed 10·i."""
+    shots: list[Shot] = []
+    for i, prompt in enumerate(prompts):
+        candidates, _, picked = callbacks.generate_candidates(
+            models, session, MODEL, prompt, 10 * i, False, form
+        )
+        shots = callbacks.add_keyframe(shots, candidates, picked, 1.0)[0]
+    return shots
+
+
+def test_model_loads_and_says_its_defaults(models):
+    name, status = callbacks.load_model(models, "tiny-sdxl", "  ", "demo")
+    assert name == "tiny-sdxl"
+    assert "64×64" in status and "8 steps" in status
+
+
+@pytest.mark.parametrize(
+    "custom, words",
+    [
+        ("nobody/no-such-model", "hub cannot be reached"),
+        ("/tmp/weights.ckpt", "pickle checkpoints"),
+        ("not a model", "is not a preset"),
+    ],
+)
+def test_model_failure_is_a_message_and_keeps_the_current_model(models, custom, words):
+    with pytest.warns(UserWarning, match=words):
+        name, status = callbacks.load_model(models, "demo", custom, "tiny-sdxl")
+    assert name == "tiny-sdxl"
+    assert status.startswith("**Model not loaded:**") and words in status
+    assert "Traceback" not in status and "\n" not in status
+
+
+def test_candidates_are_four_distinct_images_repeatable_by_base_seed(models, session, form):
+    first, gallery, picked = callbacks.generate_candidates(
+        models, session, MODEL, "a lighthouse", 41, False, form
+    )
+    again, _, _ = callbacks.generate_candidates(
+        models, session, MODEL, "a lighthouse", 41, False, form
+    )
+    assert picked == 0 and len(first) == 4 and len(gallery) == 4
+    assert [c.seed for c in first] == [41, 42, 43, 44]
+    assert [caption for _, caption in gallery] == ["seed 41", "seed 42", "seed 43", "seed 44"]
+    images = [_pixels(c.image) for c in first]
+    assert images[0].shape == (64, 64, 3)
+    assert all(not np.array_equal(images[i], images[j]) for i in range(4) for j in range(i))
+    for shot, image in zip(again, images):
+        assert np.array_equal(_pixels(shot.image), image)
+        assert Path(shot.image).parent == Path(session)
+
+
+def test_random_candidates_have_different_seeds(models, session, form):
+    candidates, _, _ = callbacks.generate_candidates(
+        models, session, MODEL, "a lighthouse", 0, True, form
+    )
+    assert len({c.seed for c in candidates}) == 4
+
+
+def test_candidates_need_a_prompt(models, session, form):
+    with pytest.raises(gr.Error, match="prompt: missing"):
+        callbacks.generate_candidates(models, session, MODEL, "  ", 1, False, form)
+
+
+def test_keyframes_are_added_moved_deleted_and_edited(models, session, form):
+    shots = _shots(models, session, form)
+    assert [s.prompt for s in shots] == ["a red circle", "a blue square", "a green moon"]
+    assert [s.seed for s in shots] == [0, 10, 20]
+
+    views = callbacks.move_keyframe(shots, 2, -1)
+    moved, gallery, first, last, selected = views[:5]
+    assert [s.seed for s in moved] == [0, 20, 10] and selected == 1
+    assert gallery[1][1] == "2. a green moon (seed 20, 1 s)"
+    assert gallery[2][1] == "3. a blue square (seed 10)"
+    assert first["value"] == 0 and last["value"] == 2 and len(first["choices"]) == 3
+    assert [s.seed for s in callbacks.move_keyframe(moved, 0, -1)[0]] == [0, 20, 10]
+
+    remaining = callbacks.delete_keyframe(moved, 0)[0]
+    assert [s.seed for s in remaining] == [20, 10]
+
+    edited, *_, prompt, seed, seconds = callbacks.edit_keyframe(
+        models, session, MODEL, remaining, 1, "a blue triangle", 77, 2.5, form
+    )
+    assert (prompt, seed, seconds) == ("a blue triangle", 77, 2.5)
+    assert edited[1].prompt == "a blue triangle" and edited[1].duration == 2.5
+    assert not np.array_equal(_pixels(edited[1].image), _pixels(remaining[1].image))
+    expected = callbacks.generate_candidates(
+        models, session, MODEL, "a blue triangle", 77, False, form
+    )[0][0]
+    assert np.array_equal(_pixels(edited[1].image), _pixels(expected.image))
+    assert edited[0] == remaining[0]
+
+
+def test_keyframe_actions_without_selection_say_what_to_do(models, session, form):
+    with pytest.raises(gr.Error, match="no keyframe selected"):
+        callbacks.delete_keyframe([], None)
+    with pytest.raises(gr.Error, match="no candidates yet"):
+        callbacks.add_keyframe([], [], 0, 1.0)
+    with pytest.raises(gr.Error, match="add at least 2"):
+        callbacks.render_movie(models, session, MODEL, [], form)
+
+
+def test_transition_renders_to_a_playable_mp4_with_its_project_file(models, session, form):
+    shots = _shots(models, session, form)
+    form.update(fps=12.0)
+    video, files, status = callbacks.render_transition(models, session, MODEL, shots, 2, 0, form)
+    assert video.endswith(".mp4") and Path(video).parent == Path(session)
+    assert count_frames_and_secs(video)[0] == round(1.0 * 12)
+    assert files == [video, str(Path(video).with_suffix(".yaml"))]
+    project = yaml.safe_load(Path(files[1]).read_text())
+    assert [k["prompt"] for k in project["keyframes"]] == ["a green moon", "a red circle"]
+    assert [k["seed"] for k in project["keyframes"]] == [20, 0]
+    assert "12 frames" in status
+    again = callbacks.render_transition(models, session, MODEL, shots, 2, 0, form)[0]
+    assert again != video and Path(video).is_file()
+
+
+def test_movie_through_three_keyframes(models, session, form):
+    shots = _shots(models, session, form)
+    shots = callbacks.edit_keyframe(models, session, MODEL, shots, 0, shots[0].prompt, 0, 2, form)[
+        0
+    ]
+    video, files, _ = callbacks.render_movie(models, session, MODEL, shots, form)
+    assert count_frames_and_secs(video)[0] == round((2.0 + 1.0) * 8)
+    project = yaml.safe_load(Path(files[1]).read_text())
+    assert [k["seed"] for k in project["keyframes"]] == [0, 10, 20]
+    assert [k.get("duration") for k in project["keyframes"]] == [2.0, 1.0, None]
+
+
+def test_a_stopped_render_raises(models, session, form):
+    project = callbacks.movie_project(MODEL, _shots(models, session, form)[:2], form)
+    with pytest.raises(rendering.RenderStopped):
+        rendering.render_movie(project, models.get(MODEL), Path(session) / "s.mp4", lambda: True)
+    token = workspace.stop_token(session)
+    assert not workspace.stop_requested(session, token)
+    callbacks.stop_renders(session)
+    assert workspace.stop_requested(session, token)
+
+
+def test_movie_project_saves_and_loads_with_the_same_images(models, session, form):
+    shots = _shots(models, session, form, ("dawn", "dusk"))
+    form.update(depth_strength=0.35, kf_power=0.2, kf_range=0.5, negative_prompt="blurry")
+    saved = callbacks.save_movie(session, MODEL, shots, form)
+    other = workspace.new_workspace()
+    try:
+        loaded = callbacks.load_session(models, other, "demo", saved)
+        assert loaded.kind == "movie" and loaded.model == MODEL
+        assert [(s.prompt, s.seed, s.duration) for s in loaded.shots] == [
+            (s.prompt, s.seed, s.duration) for s in shots
+        ]
+        for before, after in zip(shots, loaded.shots):
+            assert Path(after.image).parent == Path(other)
+            assert np.array_equal(_pixels(before.image), _pixels(after.image))
+        assert loaded.form["depth_strength"] == 0.35 and loaded.form["branches"] == 4
+        assert (loaded.form["kf_power"], loaded.form["kf_range"]) == (0.2, 0.5)
+        assert loaded.form["negative_prompt"] == "blurry" and loaded.form["fps"] == 8.0
+    finally:
+        workspace.remove_workspace(other)
+
+
+def test_a_project_file_from_the_command_line_loads_and_renders_again(
+    models, session, form, tmp_path, capsys
+):
+    out = tmp_path / "cli.mp4"
+    argv = ["transition", "a red circle", "a blue square", "-o", str(out), "--model", MODEL]
+    argv += ["--quiet", "--duration", "1", "--fps", "8", "--seeds", "3", "4", "--branches", "3"]
+    assert main(argv) == 0
+    loaded = callbacks.load_session(models, session, "demo", str(tmp_path / "cli.yaml"))
+    assert [(s.prompt, s.seed) for s in loaded.shots] == [("a red circle", 3), ("a blue square", 4)]
+    assert loaded.form["branch_mode"] == "plan" and loaded.form["plan"]
+    form.update(loaded.form)
+    video, _, status = callbacks.render_movie(models, session, loaded.model, loaded.shots, form)
+    assert count_frames_and_secs(video)[0] == 8
+    assert "3 images" in status
+
+
+def test_animation_renders_and_round_trips(models, session, form):
+    form.update(a_prompts="0: a calm lake\n6: a stormy sea", a_duration=1.0, a_seed=5)
+    form.update(a_zoom="0:(1.0), 7:(1.1)", a_mode="walk")
+    video, files, _ = callbacks.render_animation(models, session, MODEL, form)
+    assert count_frames_and_secs(video)[0] == 8
+    recorded = yaml.safe_load(Path(files[1]).read_text())
+    assert recorded["kind"] == "animation" and recorded["seed"] == 5
+    saved = callbacks.save_animation(session, MODEL, form)
+    loaded = callbacks.load_session(models, session, MODEL, saved)
+    assert loaded.kind == "animation" and loaded.shots == []
+    assert loaded.form["a_prompts"] == "0: a calm lake\n6: a stormy sea\n"
+    assert loaded.form["a_zoom"] == "0:(1.0), 7:(1.1)" and loaded.form["a_mode"] == "walk"
+    assert loaded.form["fps"] == 8.0 and loaded.form["a_seed"] == 5
+
+
+def test_animation_errors_are_one_line_messages(models, session, form):
+    form.update(a_prompts="10: late\n5: early")
+    with pytest.raises(gr.Error) as caught:
+        callbacks.render_animation(models, session, MODEL, form)
+    assert "\n" not in caught.value.message and "a_prompts" not in caught.value.message
+
+
+def test_sessions_get_distinct_private_folders(tmp_path):
+    first, second = workspace.new_workspace(), workspace.new_workspace()
+    try:
+        assert first != second
+        assert Path(first).parent == Path(tempfile.gettempdir())
+        assert Path(first).stat().st_mode & 0o077 == 0
+        upload = tmp_path / "song.wav"
+        upload.write_bytes(b"RIFF")
+        copied = workspace.import_upload(first, str(upload))
+        assert Path(copied).parent == Path(first) and copied.endswith(".wav")
+        names = {workspace.unique_path(first, "movie", ".mp4") for _ in range(50)}
+        assert len(names) == 50
+    finally:
+        workspace.remove_workspace(first)
+        workspace.remove_workspace(second)
+    assert not Path(first).exists()
+    workspace.remove_workspace(str(tmp_path))
+    assert tmp_path.exists()
+
+
+def test_build_app_builds_with_a_per_session_folder():
+    app = build_app(MODEL)
+    assert isinstance(app, gr.Blocks)
+    states = [b for b in app.blocks.values() if isinstance(b, gr.State)]
+    assert any(s.value is workspace.new_workspace for s in states)
+
+
+def test_renders_queue_apart_from_candidates_and_page_actions():
+    fns = {f.name: f for f in build_app(MODEL).fns.values()}
+    for name in ("on_movie", "on_transition", "on_animate"):
+        assert (fns[name].concurrency_id, fns[name].concurrency_limit) == ("render", 1)
+    for name in ("on_candidates", "on_edit"):
+        assert fns[name].concurrency_id == "images"
+    for name in ("add_keyframe", "delete_keyframe", "on_select", "stop_renders", "on_save_movie"):
+        assert fns[name].concurrency_id != "render" and fns[name].concurrency_limit is None
+    cancels = [f for f in fns.values() if f.name is None]
+    assert cancels and all(len(f.cancels) == 3 for f in cancels)
+
+
+def test_launch_binds_this_machine_only_unless_asked():
+    calls = []
+    launch(serve=lambda **kwargs: calls.append(kwargs))
+    launch(host="0.0.0.0", port=9000, share=True, serve=lambda **kwargs: calls.append(kwargs))
+    assert (calls[0]["server_name"], calls[0]["server_port"], calls[0]["share"]) == (
+        "127.0.0.1",
+        7860,
+        False,
+    )
+    assert (calls[1]["server_name"], calls[1]["server_port"], calls[1]["share"]) == (
+        "0.0.0.0",
+        9000,
+        True,
+    )
+
+
+def test_launch_loads_the_model_first_and_fails_with_its_message():
+    with pytest.raises(LatentmorphError, match="pickle"):
+        launch(model="/tmp/weights.pt", serve=lambda **kwargs: None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serves_on_loopback_without_reaching_out(monkeypatch):
+    reached = []
+    connect = socket.socket.connect
+
+    def guarded(self, address):
+        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            reached.append(address)
+            raise OSError("network is off in this test")
+        return connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    port = _free_port()
+    app = launch(model=MODEL, port=port, block=False)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert page.status == 200 and b"latentmorph" in page.read()
+    finally:
+        app.close()
+    assert reached == []
+
+
+def test_project_keyframes_give_the_movie_keyframes(models, session, form):
+    shots = _shots(models, session, form, ("x", "y"))
+    project = callbacks.movie_project(MODEL, shots, form)
+    assert project.keyframes == [Keyframe("x", 0, 1.0), Keyframe("y", 10, 1.0)]
+    assert isinstance(project, Project) and project.settings.branches == 4
