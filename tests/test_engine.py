@@ -140,3 +140,30 @@ def test_trajectories_stay_on_the_device_dtype(tiny_sdxl):
     tr, _ = _render(tiny_sdxl, branches=3)
     for branch in tr.tree.branches:
         assert all(x.dtype == torch.float32 and x.shape[0] == 1 for x in branch.latents)
+
+
+def test_allocation_gives_branches_to_the_gaps_that_differ_most():
+    from PIL import Image
+
+    from latentmorph.blending.tree import Branch, TransitionTree
+
+    def branch(f):
+        return Branch(f, 0, 0, [], Image.new("RGB", (1, 1)))
+
+    tree = TransitionTree(branch(0.0), branch(1.0), 3.0)
+    tree.fill(0, [branch(0.5)], [3.0, 1.0])
+    assert tree.allocate(3) == [(0, 3)]  # 3/3 ties 1/1: the earlier gap
+    assert tree.allocate(4) == [(0, 3), (1, 1)]
+    tree.distances = [2.0, 1.5]
+    assert tree.allocate(2) == [(0, 1), (1, 1)]
+    assert tree.fractions == [0.0, 0.5, 1.0]
+
+
+def test_a_level_adding_more_branches_than_gaps_runs_as_one_batch(tiny_sd):
+    tr, images = _render(tiny_sd, plan="5@s4")
+    assert tr.tree.fractions == [0.0, 0.25, 0.5, 0.75, 1.0]
+    stats = tr._renderer.engine.stats
+    assert stats.unet_calls == 8 + 4  # keyframes together, then the 3 new branches together
+    assert all(
+        b.parents == (tr.tree.branches[0], tr.tree.branches[-1]) for b in tr.tree.branches[1:-1]
+    )

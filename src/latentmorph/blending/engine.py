@@ -134,26 +134,34 @@ class BlendingEngine:
         last = dataclasses.replace(last, fraction=1.0)
         tree = TransitionTree(first, last, self.distance([first.image], [last.image])[0])
         for level_no, level in enumerate(plan.levels, start=1):
-            while (missing := level.total - len(tree)) > 0:
-                gaps = tree.widest_gaps(min(missing, len(tree) - 1))
-                jobs = [self._job(tree, gap, level_no, cond_first, cond_last) for gap in gaps]
-                neighbours = [(tree.branches[g], tree.branches[g + 1]) for g in gaps]
-                groups = [list(range(len(jobs)))]
-                if not self.settings.batched:
-                    groups = [[i] for i in range(len(jobs))]
-                for group in groups:
-                    branches = self._grow([jobs[i] for i in group], level_no, level.start)
-                    pairs = [neighbours[i] for i in group]
-                    images = [b.image for b in branches]
-                    left = self.distance([p[0].image for p in pairs], images)
-                    right = self.distance(images, [p[1].image for p in pairs])
-                    for branch, dl, dr in zip(branches, left, right, strict=True):
-                        tree.insert(branch, dl, dr)
+            allocation = tree.allocate(level.total - len(tree))
+            jobs = [
+                self._job(tree, gap, i, count, level_no, cond_first, cond_last)
+                for gap, count in allocation
+                for i in range(1, count + 1)
+            ]
+            groups = [jobs] if self.settings.batched else [[job] for job in jobs]
+            branches = [b for group in groups for b in self._grow(group, level_no, level.start)]
+            for gap, count in reversed(allocation):
+                new = [branches.pop() for _ in range(count)][::-1]
+                chain = [tree.branches[gap], *new, tree.branches[gap + 1]]
+                images = [b.image for b in chain]
+                tree.fill(gap, new, self.distance(images[:-1], images[1:]))
         return tree
 
-    def _job(self, tree: TransitionTree, gap: int, level: int, cond_first, cond_last) -> _Job:
+    def _job(
+        self,
+        tree: TransitionTree,
+        gap: int,
+        index: int,
+        count: int,
+        level: int,
+        cond_first: Conditioning,
+        cond_last: Conditioning,
+    ) -> _Job:
+        """Branch `index` of `count` spread evenly over a gap."""
         a, b = tree.branches[gap], tree.branches[gap + 1]
-        fraction = (a.fraction + b.fraction) / 2
+        fraction = a.fraction + (b.fraction - a.fraction) * index / (count + 1)
         p1, p2 = tree.parents(gap, level)
         return _Job(
             fraction=fraction,

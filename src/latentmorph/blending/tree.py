@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 
 import torch
@@ -46,10 +45,15 @@ class TransitionTree:
     def images(self) -> list[Image.Image]:
         return [b.image for b in self.branches]
 
-    def widest_gaps(self, count: int) -> list[int]:
-        """Indices of the left branch of the `count` adjacent pairs that differ most."""
-        order = sorted(range(len(self.distances)), key=lambda i: (-self.distances[i], i))
-        return sorted(order[:count])
+    def allocate(self, count: int) -> list[tuple[int, int]]:
+        """Where `count` new branches go: (gap, how many) pairs, gap being the index of the left
+        branch of an adjacent pair. Each branch goes to the gap whose pieces would still differ
+        most (distance / (branches already given + 1)); ties go to the earlier gap."""
+        given = [0] * len(self.distances)
+        for _ in range(count):
+            gap = max(range(len(given)), key=lambda i: (self.distances[i] / (given[i] + 1), -i))
+            given[gap] += 1
+        return [(gap, n) for gap, n in enumerate(given) if n]
 
     def parents(self, gap: int, level: int) -> tuple[Branch, Branch]:
         """Nearest branches on each side of a gap that belong to a level before `level`."""
@@ -57,8 +61,8 @@ class TransitionTree:
         right = next(b for b in self.branches[gap + 1 :] if b.level < level)
         return left, right
 
-    def insert(self, branch: Branch, left_distance: float, right_distance: float) -> None:
-        """Adds a branch with its distances to its left and right neighbours."""
-        i = bisect.bisect(self.fractions, branch.fraction)
-        self.branches.insert(i, branch)
-        self.distances[i - 1 : i] = [left_distance, right_distance]
+    def fill(self, gap: int, branches: list[Branch], distances: list[float]) -> None:
+        """Puts branches (in order) into a gap, with the distances along the new chain of
+        neighbours (one more than there are branches)."""
+        self.branches[gap + 1 : gap + 1] = branches
+        self.distances[gap : gap + 1] = distances
