@@ -1,4 +1,4 @@
-"""The command line: `latentmorph transition`, `latentmorph movie`."""
+"""The command line: `latentmorph transition`, `movie`, `animate` and `ui`."""
 
 from __future__ import annotations
 
@@ -47,6 +47,25 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_generation_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that generate images."""
+    parser.add_argument(
+        "--model",
+        default="demo",
+        help="preset (demo, sdxl-turbo, sd-turbo, sdxl, sd15, sd21, tiny-sd, tiny-sdxl), hub id, "
+        "local diffusers folder or .safetensors file (default: demo)",
+    )
+    parser.add_argument("--steps", type=int, help="diffusion steps (default: the model's)")
+    parser.add_argument("--negative-prompt", default="", help="negative prompt (default: none)")
+    parser.add_argument(
+        "--prompt-weighting",
+        action="store_true",
+        help="read Compel weighting syntax in prompts, e.g. 'a (red)1.3 circle', 'a red++ circle'",
+    )
+    parser.add_argument("--width", type=int, help="width in pixels (default: the model's)")
+    parser.add_argument("--height", type=int, help="height in pixels (default: the model's)")
+
+
 def _add_transition_parser(commands) -> None:
     p = commands.add_parser(
         "transition",
@@ -64,19 +83,13 @@ def _add_transition_parser(commands) -> None:
         "is saved beside it as .yaml (default: transition.mp4)",
     )
     p.add_argument(
-        "--model",
-        default="demo",
-        help="preset (demo, sdxl-turbo, sd-turbo, sdxl, sd15, sd21, tiny-sd, tiny-sdxl), hub id, "
-        "local diffusers folder or .safetensors file (default: demo)",
-    )
-    p.add_argument(
         "--seeds",
         nargs=2,
         type=int,
         metavar=("A", "B"),
         help="seeds of the two keyframes (default: random, recorded in the project)",
     )
-    p.add_argument("--steps", type=int, help="diffusion steps (default: the model's)")
+    _add_generation_options(p)
     count = p.add_mutually_exclusive_group()
     count.add_argument(
         "--branches", type=int, help="images computed, both keyframes included (default: 12)"
@@ -115,14 +128,6 @@ def _add_transition_parser(commands) -> None:
         help="0..1: guidance in the middle of the transition is "
         "1 + (g - 1)·damper; 1 keeps it constant (default: 0.7)",
     )
-    p.add_argument("--negative-prompt", default="", help="negative prompt (default: none)")
-    p.add_argument(
-        "--prompt-weighting",
-        action="store_true",
-        help="read Compel weighting syntax in prompts, e.g. 'a (red)1.3 circle', 'a red++ circle'",
-    )
-    p.add_argument("--width", type=int, help="width in pixels (default: the model's)")
-    p.add_argument("--height", type=int, help="height in pixels (default: the model's)")
     p.add_argument("--duration", type=_positive_float, default=10.0, help="seconds (default: 10)")
     p.add_argument(
         "--fps", type=_positive_float, default=30.0, help="frames per second (default: 30)"
@@ -189,7 +194,7 @@ def _add_animate_parser(commands) -> None:
         default="animation.mp4",
         help="output: .mp4, .webm, .gif or a PNG folder (default: animation.mp4)",
     )
-    p.add_argument("--model", default="demo", help="as for transition (default: demo)")
+    _add_generation_options(p)
     p.add_argument(
         "--fps",
         type=_positive_float,
@@ -215,15 +220,6 @@ def _add_animate_parser(commands) -> None:
         type=int,
         help="seed of keyframe 1; keyframe i uses seed + i (default: random, recorded)",
     )
-    p.add_argument("--steps", type=int, help="diffusion steps (default: the model's)")
-    p.add_argument("--negative-prompt", default="", help="negative prompt (default: none)")
-    p.add_argument(
-        "--prompt-weighting",
-        action="store_true",
-        help="read Compel weighting syntax in prompts, e.g. 'a (red)1.3 circle', 'a red++ circle'",
-    )
-    p.add_argument("--width", type=int, help="width in pixels (default: the model's)")
-    p.add_argument("--height", type=int, help="height in pixels (default: the model's)")
     p.add_argument(
         "--guidance-scale",
         metavar="SCHEDULE",
