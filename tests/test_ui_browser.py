@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from latentmorph.cli import main
-from latentmorph.models.presets import DEMO_FOLDER
 from latentmorph.ui.app import launch
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -23,7 +22,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-MODEL = "demo" if (DEMO_FOLDER / "model_index.json").is_file() else "tiny-sdxl"
+MODEL = "demo"
 STEP_MS = 30_000
 RENDER_MS = 60_000
 
