@@ -16,7 +16,7 @@ from .blending.plan import BranchingPlan
 from .blending.tree import Branch, TransitionTree
 from .models.adapter import Conditioning, DiffusionAdapter
 from .models.loading import load_pipeline
-from .movie.timing import frame_plan, keyframe_positions, render_frames
+from .movie.timing import keyframe_positions, segment_frames
 from .movie.writers import check_output_path, open_writer
 from .project import Project, project_path_for
 
@@ -116,8 +116,8 @@ class MovieRenderer:
             )
             for i, tree in enumerate(trees if trees is not None else self.trees()):
                 slots = self.positions[i + 1] - self.positions[i] + 1
-                plan = frame_plan(tree.distances, slots)
-                for frame in render_frames(tree.images, plan if i == segments - 1 else plan[:-1]):
+                last = i == segments - 1
+                for frame in segment_frames(tree.images, tree.distances, slots, last):
                     writer.write(frame)
                     bar.update()
         self._bar.close()

@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..interpolation import slerp
 from ..models.adapter import Conditioning, DiffusionAdapter
 from ..models.loading import load_pipeline
-from ..movie.timing import frame_count, frame_plan, render_frames
+from ..movie.timing import frame_count, segment_frames
 from ..movie.writers import check_output_path, open_writer
 from ..project import SEED_LIMIT, project_path_for, save_project_data
 from ..render import Summary
@@ -138,8 +138,8 @@ class AnimationRenderer:
         yield from [branches[0].image] * positions[0]
         for i in range(len(branches) - 1):
             tree = engine.transition(branches[i], branches[i + 1], conds[i], conds[i + 1], plan)
-            slots = frame_plan(tree.distances, positions[i + 1] - positions[i] + 1)
-            yield from render_frames(tree.images, slots[:-1])
+            slots = positions[i + 1] - positions[i] + 1
+            yield from segment_frames(tree.images, tree.distances, slots, last=False)
         yield from [branches[-1].image] * (self.frames - positions[-1])
 
     def _walk_frames(self) -> Iterator[Image.Image]:

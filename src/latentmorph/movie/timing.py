@@ -85,3 +85,12 @@ def render_frames(
             yield images[index]
         else:
             yield Image.blend(images[index], images[index + 1], weight)
+
+
+def segment_frames(
+    images: Sequence[Image.Image], distances: Sequence[float], slots: int, last: bool
+) -> Iterator[Image.Image]:
+    """The frames of a segment from its first image to its last over `slots` frame positions;
+    the last position is left to the next segment unless `last`."""
+    plan = frame_plan(distances, slots)
+    return render_frames(images, plan if last else plan[:-1])
