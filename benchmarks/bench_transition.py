@@ -75,9 +75,9 @@ def full_size_models(device: torch.device):
         StableDiffusionXLPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    from latentmorph.models.tiny import char_tokenizer
+    from latentmorph.models.tiny import char_tokenizer, text_config
 
     tok = char_tokenizer()
     sched = EulerDiscreteScheduler(
@@ -90,8 +90,8 @@ def full_size_models(device: torch.device):
         up_block_types=["UpDecoderBlock2D"] * 4,
         layers_per_block=2,
     )
-    clip_l = CLIPTextConfig(
-        vocab_size=len(tok),
+    clip_l = text_config(
+        tok,
         hidden_size=768,
         intermediate_size=3072,
         num_attention_heads=12,
@@ -108,8 +108,8 @@ def full_size_models(device: torch.device):
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    clip_g = CLIPTextConfig(
-        vocab_size=len(tok),
+    clip_g = text_config(
+        tok,
         hidden_size=1280,
         intermediate_size=5120,
         num_attention_heads=20,

@@ -44,19 +44,24 @@ def char_tokenizer() -> CLIPTokenizer:
         )
 
 
-def _text_config(tokenizer: CLIPTokenizer) -> CLIPTextConfig:
+def text_config(tokenizer: CLIPTokenizer, **sizes) -> CLIPTextConfig:
+    """A CLIP text encoder config for `tokenizer`: tiny unless `sizes` say otherwise."""
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    return CLIPTextConfig(
-        vocab_size=len(tokenizer),
+    options = dict(
         hidden_size=TEXT_DIM,
         intermediate_size=64,
         num_attention_heads=4,
         num_hidden_layers=2,
-        max_position_embeddings=77,
         projection_dim=TEXT_DIM,
+    )
+    options.update(sizes)
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=77,
         bos_token_id=tokenizer.convert_tokens_to_ids("<|startoftext|>"),
         eos_token_id=eos,
         pad_token_id=eos,
+        **options,
     )
 
 
@@ -118,7 +123,7 @@ def tiny_sd_pipeline(
     tokenizer = char_tokenizer()
     return StableDiffusionPipeline(
         vae=_vae(),
-        text_encoder=CLIPTextModel(_text_config(tokenizer)),
+        text_encoder=CLIPTextModel(text_config(tokenizer)),
         tokenizer=tokenizer,
         unet=_unet(TEXT_DIM, sdxl=False),
         scheduler=_scheduler(prediction_type, timestep_spacing),
@@ -134,7 +139,7 @@ def tiny_sdxl_pipeline(
     """A tiny SDXL-style pipeline (two text encoders, pooled embeddings, text-time conditioning)."""
     torch.manual_seed(seed)
     tokenizer = char_tokenizer()
-    config = _text_config(tokenizer)
+    config = text_config(tokenizer)
     return StableDiffusionXLPipeline(
         vae=_vae(),
         text_encoder=CLIPTextModel(config),
