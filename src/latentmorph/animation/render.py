@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..blending.engine import BlendingEngine
+from ..blending.engine import BlendingEngine, EngineStats
 from ..errors import InputError
 from ..interpolation import slerp
 from ..models.adapter import Conditioning, DiffusionAdapter
@@ -63,7 +63,7 @@ class AnimationRenderer:
         self.onsets = None
         self.keyframes = self._keyframes()
         self.weights = self._weights()
-        self.stats = {"images": 0, "unet_calls": 0, "image_steps": 0}
+        self.stats = EngineStats()
 
     def _frame_count(self) -> int:
         a = self.animation
@@ -129,7 +129,7 @@ class AnimationRenderer:
 
     def _blend_frames(self) -> Iterator[Image.Image]:
         engine = BlendingEngine(self.model, self.blend, progress=None)
-        self._engine = engine
+        engine.stats = self.stats
         conds = self._encode()
         seeds = [self.animation.seed + i for i in range(len(self.keyframes))]
         branches = engine.keyframes(conds, seeds)
@@ -178,9 +178,9 @@ class AnimationRenderer:
                 latents = latents * model.scheduler(steps).init_noise_sigma
             hook = coherence.hook(steps, start) if coherence else None
             trajectory = model.denoise(latents, cond, steps, start, steps, torch.tensor(g), hook)
-            self.stats["unet_calls"] += steps - start
-            self.stats["image_steps"] += (steps - start) * len(frames)
-            self.stats["images"] += len(frames)
+            self.stats.unet_calls += steps - start
+            self.stats.image_steps += (steps - start) * len(frames)
+            self.stats.images += len(frames)
             for image in model.decode(trajectory[-1]):
                 if a.colour_match and first is not None:
                     image = match_colours(image, first)
@@ -215,20 +215,15 @@ class AnimationRenderer:
             for image in self.render_frames():
                 writer.write(image)
                 bar.update()
-        engine = getattr(self, "_engine", None)
-        if engine is not None:
-            self.stats = {
-                "images": engine.stats.images,
-                "unet_calls": engine.stats.unet_calls,
-                "image_steps": engine.stats.image_steps,
-            }
         project_file = save_project_data(self.recorded().to_dict(), project_path_for(output))
         return Summary(
             output=output,
             project_file=project_file,
             frames=writer.frames_written,
+            images=self.stats.images,
+            unet_calls=self.stats.unet_calls,
+            image_steps=self.stats.image_steps,
             seconds=time.perf_counter() - self.started,
-            **self.stats,
         )
 
     def recorded(self) -> Animation:
