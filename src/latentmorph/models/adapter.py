@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -90,12 +90,6 @@ class DiffusionAdapter:
     def size_multiple(self) -> int:
         """Width and height must be multiples of this many pixels."""
         return int(self.pipe.vae_scale_factor)
-
-    def with_defaults(self, **changes) -> DiffusionAdapter:
-        """A copy of this adapter (same pipeline) with other family defaults."""
-        clone = copy.copy(self)
-        clone.defaults = replace(self.defaults, **changes)
-        return clone
 
     # --- text -------------------------------------------------------------------------------
 
