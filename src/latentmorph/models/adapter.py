@@ -7,7 +7,9 @@ noise, partial denoising over a step range with batched classifier-free guidance
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +79,7 @@ class DiffusionAdapter:
             pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
         pipe.set_progress_bar_config(disable=True)
         self._schedulers: dict[int, object] = {}
+        self._vae_lock = threading.Lock()
 
     @property
     def device(self) -> torch.device:
@@ -159,17 +162,12 @@ class DiffusionAdapter:
     @torch.no_grad()
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Clean latents of images (the mean of the VAE's latent distribution)."""
-        vae = self.pipe.vae
         arrays = [np.asarray(i.convert("RGB"), dtype=np.float32) / 127.5 - 1 for i in images]
         pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-        dtype = torch.float32 if getattr(vae.config, "force_upcast", False) else vae.dtype
-        vae_dtype = vae.dtype
-        vae.to(dtype)
-        posterior = vae.encode(pixels.to(self.device, dtype)).latent_dist
-        vae.to(vae_dtype)
-        shift = getattr(vae.config, "shift_factor", None) or 0.0
-        scale = getattr(vae.config, "scaling_factor", 1.0)
-        return ((posterior.mean - shift) * scale).to(self.dtype)
+        with self._working_vae() as vae:
+            posterior = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
+            scale, shift = _latent_scaling(vae)
+            return ((posterior.mean - shift) * scale).to(self.dtype)
 
     @torch.no_grad()
     def denoise(
@@ -221,22 +219,38 @@ class DiffusionAdapter:
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, batch_size: int = 8) -> list[Image.Image]:
         """Images of final latents, decoded in batches."""
-        vae = self.pipe.vae
-        upcast = self.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
-        dtype = torch.float32 if upcast else vae.dtype
-        if upcast:
-            vae.to(torch.float32)
-        scale = getattr(vae.config, "scaling_factor", 1.0)
-        shift = getattr(vae.config, "shift_factor", None) or 0.0
         images = []
-        for chunk in latents.split(batch_size):
-            pixels = vae.decode(chunk.to(dtype) / scale + shift, return_dict=False)[0]
-            pixels = ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
-            for array in pixels.permute(0, 2, 3, 1).cpu().numpy():
-                images.append(Image.fromarray(np.ascontiguousarray(array)))
-        if upcast:
-            vae.to(self.dtype)
+        with self._working_vae() as vae:
+            scale, shift = _latent_scaling(vae)
+            for chunk in latents.split(batch_size):
+                pixels = vae.decode(chunk.to(vae.dtype) / scale + shift, return_dict=False)[0]
+                pixels = ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+                for array in pixels.permute(0, 2, 3, 1).cpu().numpy():
+                    images.append(Image.fromarray(np.ascontiguousarray(array)))
         return images
+
+    @contextmanager
+    def _working_vae(self) -> Iterator:
+        """The VAE, in float32 while in use when its config asks for that in half precision
+        (SDXL's VAE overflows in float16); one user at a time, since it may change dtype."""
+        vae = self.pipe.vae
+        dtype = vae.dtype
+        upcast = dtype != torch.float32 and getattr(vae.config, "force_upcast", False)
+        with self._vae_lock:
+            if upcast:
+                vae.to(torch.float32)
+            try:
+                yield vae
+            finally:
+                if upcast:
+                    vae.to(dtype)
+
+
+def _latent_scaling(vae) -> tuple[float, float]:
+    """(scaling factor, shift) between the VAE's latents and the diffusion model's."""
+    scale = getattr(vae.config, "scaling_factor", 1.0)
+    shift = getattr(vae.config, "shift_factor", None) or 0.0
+    return scale, shift
 
 
 class SDXLAdapter(DiffusionAdapter):
