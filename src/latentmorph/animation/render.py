@@ -154,7 +154,8 @@ class AnimationRenderer:
         noise = model.unit_noise(seeds, *self.size)
         guidance = a.schedule("guidance_scale")
         strength = a.schedule("strength")
-        feedback = a.has_motion or self.video is not None or a.coherence.active
+        moving = a.has_motion
+        feedback = moving or self.video is not None or a.coherence.active
         video = iter(self.video) if self.video is not None else None
         coherence = _CoherenceHook(a.coherence, a.seed) if a.coherence.active else None
         first = previous = None
@@ -167,7 +168,7 @@ class AnimationRenderer:
             init = None
             if video is not None:
                 init = next(video)
-            elif previous is not None and a.has_motion:
+            elif previous is not None and moving:
                 init = warp(previous, a.motion_at(begin), a.border)
             start = 0
             if init is not None:
