@@ -17,6 +17,8 @@ import statistics
 import time
 
 import torch
+from diffusers.utils import logging as diffusers_logging
+from transformers.utils import logging as transformers_logging
 
 from latentmorph.blending.engine import BlendingEngine
 from latentmorph.blending.settings import BlendSettings
@@ -150,6 +152,8 @@ def main() -> None:
     parser.add_argument("--full-size", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()
     print(

@@ -59,3 +59,38 @@ def write_clip(path, codec="libx264"):
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+def tone_samples(freq, rate, length=LENGTH, channels=1):
+    t = np.arange(round(length * rate)) / rate
+    return np.tile(0.5 * np.sin(2 * np.pi * freq * t), (channels, 1))
+
+
+def write_aac(path, samples, rate=RATE, video=False, options=None):
+    """AAC audio of `samples` (one row per channel) in the container `path` names, e.g. m4a, mp4.
+
+    With `video`, the file also gets a black video track as long as the audio.
+    """
+    samples = np.atleast_2d(samples).astype(np.float32)
+    with av.open(str(path), "w", options=options or {}) as container:
+        audio = container.add_stream("aac", rate=rate)
+        audio.layout = {1: "mono", 2: "stereo"}[samples.shape[0]]
+        pictures = _add_video(container) if video else None
+        for start in range(0, samples.shape[1], 1024):
+            chunk = np.ascontiguousarray(samples[:, start : start + 1024])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=audio.layout.name)
+            frame.sample_rate, frame.pts = rate, start
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode())
+        if pictures is not None:
+            black = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+            for _ in range(round(samples.shape[1] / rate * FPS)):
+                container.mux(pictures.encode(av.VideoFrame.from_ndarray(black)))
+            container.mux(pictures.encode())
+    return path
+
+
+def _add_video(container):
+    stream = container.add_stream("libx264", rate=FPS)
+    stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    return stream

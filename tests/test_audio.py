@@ -1,4 +1,8 @@
-"""Audio keyframes and timing on a generated click track: onsets, curve shape, errors."""
+"""Audio keyframes and timing on a generated click track: onsets, curve shape, errors.
+
+The click track is read as wav (libsndfile) and as AAC in m4a (PyAV); soundtracks of other
+containers (mp4, mkv) are read through PyAV as well.
+"""
 
 import numpy as np
 import pytest
@@ -15,12 +19,48 @@ from latentmorph.animation.audio import (
 )
 from latentmorph.errors import InputError, MediaError
 
-from .media import CLICKS, LENGTH, RATE, click_samples, write_wav
+from .media import (
+    CLICKS,
+    LENGTH,
+    RATE,
+    click_samples,
+    tone_samples,
+    write_aac,
+    write_clip,
+    write_wav,
+)
+
+AAC_FRAME = 1024  # samples per AAC frame: priming and padding make decoded AAC this much off
+TONE = 440.0
+READERS = [
+    load_audio,
+    audio_duration,
+    lambda path: onset_keyframes(path, 24),
+    lambda path: audio_timing(path, 24, 10),
+]
 
 
 @pytest.fixture(scope="module")
 def clicks(tmp_path_factory):
     return write_wav(tmp_path_factory.mktemp("audio") / "clicks.wav", click_samples())
+
+
+@pytest.fixture(scope="module")
+def clicks_m4a(tmp_path_factory):
+    return write_aac(tmp_path_factory.mktemp("audio") / "clicks.m4a", click_samples())
+
+
+@pytest.fixture(
+    scope="module",
+    params=[("m4a", 44100, 2), ("mp4", 48000, 1)],
+    ids=["m4a-stereo", "mp4-with-video"],
+)
+def tone(request, tmp_path_factory):
+    """A TONE Hz sine as AAC: stereo in an m4a, mono beside a video track in an mp4."""
+    suffix, rate, channels = request.param
+    path = tmp_path_factory.mktemp("audio") / f"tone.{suffix}"
+    write_aac(path, tone_samples(TONE, rate, channels=channels), rate, video=suffix == "mp4")
+    return path, rate
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +78,45 @@ def test_load_audio_reads_mono_samples_from_start(clicks):
     part, _ = load_audio(clicks, start=1.0, duration=0.5)
     assert part.size == round(0.5 * RATE)
     assert audio_duration(clicks) == pytest.approx(LENGTH)
+
+
+def test_aac_soundtracks_load_as_mono_at_their_rate(tone):
+    path, rate = tone
+    assert audio_duration(path) == pytest.approx(LENGTH, abs=AAC_FRAME / rate)
+    y, sr = load_audio(path)
+    assert sr == rate and y.ndim == 1 and y.dtype == np.float32
+    assert abs(y.size - round(LENGTH * rate)) <= AAC_FRAME
+    peak = np.fft.rfftfreq(y.size, 1 / sr)[np.abs(np.fft.rfft(y)).argmax()]
+    assert peak == pytest.approx(TONE, abs=2)
+
+
+def test_aac_start_and_duration_cut_like_librosa(tone):
+    path, rate = tone
+    whole, _ = load_audio(path)
+    part, _ = load_audio(path, start=1.0, duration=0.5)
+    np.testing.assert_array_equal(part, whole[rate : rate + rate // 2])
+    rest, _ = load_audio(path, start=1.0)
+    np.testing.assert_array_equal(rest, whole[rate:])
+    assert abs(rest.size - round((LENGTH - 1.0) * rate)) <= AAC_FRAME
+
+
+def test_aac_duration_without_container_duration_is_decoded(tmp_path):
+    path = write_aac(tmp_path / "live.mkv", tone_samples(TONE, RATE), options={"live": "1"})
+    y, sr = load_audio(path)
+    assert audio_duration(path) == y.size / sr
+    assert abs(y.size - round(LENGTH * RATE)) <= AAC_FRAME
+
+
+@pytest.mark.parametrize("fps", [24, 10])
+def test_onsets_and_timing_on_m4a_match_the_wav(clicks, clicks_m4a, fps):
+    frames = round(LENGTH * fps)
+    wav, m4a = onset_keyframes(clicks, fps, frames), onset_keyframes(clicks_m4a, fps, frames)
+    assert m4a.frames == wav.frames
+    np.testing.assert_allclose(m4a.times, wav.times, atol=512 / RATE)  # one onset hop
+    last = [onset_keyframes(path, fps).frames[-1] for path in (clicks, clicks_m4a)]
+    assert abs(last[0] - last[1]) <= 1  # AAC padding may add a frame at the end
+    curve = audio_timing(clicks_m4a, fps, frames)
+    np.testing.assert_allclose(curve, audio_timing(clicks, fps, frames), atol=0.01)
 
 
 @pytest.mark.parametrize("fps", [24, 10])
@@ -113,23 +192,24 @@ def test_separate_splits_the_signal(clicks):
     assert np.sum(percussive**2) > np.sum(harmonic**2)
 
 
-@pytest.mark.parametrize("name", ["missing.wav", "garbage.wav"])
-@pytest.mark.parametrize(
-    "read",
-    [
-        load_audio,
-        audio_duration,
-        lambda path: onset_keyframes(path, 24),
-        lambda path: audio_timing(path, 24, 10),
-    ],
-)
+@pytest.mark.parametrize("name", ["missing.wav", "garbage.wav", "garbage.m4a"])
+@pytest.mark.parametrize("read", READERS)
 def test_unreadable_files_raise_media_error(tmp_path, name, read):
     path = tmp_path / name
-    if name == "garbage.wav":
+    if name.startswith("garbage"):
         path.write_bytes(b"\x00garbage, not audio\xff" * 64)
     with pytest.raises(MediaError, match=name) as caught:
         read(path)
     assert "\n" not in str(caught.value)
+    if name.startswith("garbage"):
+        assert str(caught.value).startswith(f"cannot read audio file {path}: ")
+
+
+@pytest.mark.parametrize("read", READERS)
+def test_video_without_audio_raises_media_error(tmp_path, read):
+    path = write_clip(tmp_path / "silent.mp4")
+    with pytest.raises(MediaError, match="silent.mp4 has no audio track"):
+        read(path)
 
 
 def test_bad_component_and_reduction(clicks):

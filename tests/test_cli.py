@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 from imageio_ffmpeg import count_frames_and_secs
 
@@ -56,6 +57,29 @@ def test_movie_reproduces_from_the_project_file(capsys, tmp_path):
     assert "3 images computed" in stdout
 
 
+def test_out_of_memory_is_a_note_and_max_batch_overrides_the_project(capsys, tmp_path, monkeypatch):
+    from latentmorph.models.adapter import DiffusionAdapter
+
+    denoise, sizes = DiffusionAdapter.denoise, []
+
+    def one_fits(self, latents, *args, **kwargs):
+        sizes.append(latents.shape[0])
+        if latents.shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+        return denoise(self, latents, *args, **kwargs)
+
+    monkeypatch.setattr(DiffusionAdapter, "denoise", one_fits)
+    out = tmp_path / "t.mp4"
+    code, _, err = _run(capsys, "transition", "a", "b", "-o", str(out), *FAST, "--plan", "4@s4")
+    assert code == 0 and count_frames_and_secs(str(out))[0] == 8
+    note = "out of memory on cpu with 2 images in a batch; going on with at most 1"
+    assert err == f"latentmorph: note: {note}\n"
+    assert sizes == [2, 1, 1, 1, 1]
+    sizes.clear()
+    code, _, err = _run(capsys, "movie", str(tmp_path / "t.yaml"), "--quiet", "--max-batch", "1")
+    assert code == 0 and err == "" and sizes == [1, 1, 1, 1]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -83,6 +107,7 @@ def test_movie_reproduces_from_the_project_file(capsys, tmp_path):
         (["--parental-crossfeed", "2", "1", "1"], "crossfeed power: 2.0 is not allowed"),
         (["--device", "tpu"], "device: 'tpu' is not allowed"),
         (["--seeds", "-1", "3"], "keyframes[0].seed: -1 is not allowed"),
+        (["--max-batch", "0"], "max_batch: 0 is not allowed; use a whole number of at least 1"),
     ],
 )
 def test_bad_transition_input_exits_2_with_one_line(capsys, tmp_path, args, message):
@@ -183,6 +208,7 @@ def test_help_documents_every_transition_flag(capsys):
         "--keyframe-crossfeed",
         "--parental-crossfeed",
         "--one-at-a-time",
+        "--max-batch",
         "--distance",
         "--device",
         "--dtype",

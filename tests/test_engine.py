@@ -167,3 +167,98 @@ def test_a_level_adding_more_branches_than_gaps_runs_as_one_batch(tiny_sd):
     assert all(
         b.parents == (tr.tree.branches[0], tr.tree.branches[-1]) for b in tr.tree.branches[1:-1]
     )
+
+
+def _keyframes(model, seeds, **settings):
+    resolved, _ = BlendSettings(**settings).resolve(model)
+    engine = BlendingEngine(model, resolved)
+    prompts = [PROMPTS[i % 2] for i in range(len(seeds))]
+    return engine, engine.keyframes(engine.encode(prompts), seeds)
+
+
+def test_keyframe_crossfeed_runs_the_keyframes_as_one_batch(tiny_sd):
+    crossfeed = (0.8, 0.6, 0.5)
+    batched, together = _keyframes(tiny_sd, [1, 2, 3], keyframe_crossfeed=crossfeed)
+    single, alone = _keyframes(tiny_sd, [1, 2, 3], keyframe_crossfeed=crossfeed, batched=False)
+    assert batched.stats.unet_calls == 8 and single.stats.unet_calls == 24
+    for a, b in zip(together, alone, strict=True):
+        assert np.abs(_arrays([a.image])[0] - _arrays([b.image])[0]).max() <= 1
+    # each keyframe is pulled toward the one before it, itself already pulled
+    _, free = _keyframes(tiny_sd, [1, 2, 3])
+    assert (_arrays([together[0].image])[0] == _arrays([free[0].image])[0]).all()
+    for fed, plain in ((together[1], free[1]), (together[2], free[2])):
+        assert np.abs(_arrays([fed.image])[0] - _arrays([plain.image])[0]).mean() > 1
+
+
+class _BatchRecorder:
+    """Wraps an adapter's denoise: records batch sizes, runs out of memory above `fits`."""
+
+    def __init__(self, model, fits: int | None = None) -> None:
+        self.denoise = model.denoise
+        self.fits = fits
+        self.sizes: list[int] = []
+
+    def __call__(self, latents, *args, **kwargs):
+        size = latents.shape[0]
+        self.sizes.append(size)
+        if self.fits is not None and size > self.fits:
+            progress = args[6] if len(args) > 6 else None
+            if progress is not None:
+                progress(size)  # a step done before the memory ran out
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.denoise(latents, *args, **kwargs)
+
+
+def test_max_batch_caps_the_batches_and_keeps_the_images(tiny_sd, monkeypatch):
+    _, whole = _render(tiny_sd, plan="3@s2 9@s4")
+    recorder = _BatchRecorder(tiny_sd)
+    monkeypatch.setattr(tiny_sd, "denoise", recorder)
+    capped, images = _render(tiny_sd, plan="3@s2 9@s4", max_batch=4)
+    assert recorder.sizes == [2, 1, 4, 2]  # keyframes, level 1, level 2's six branches as 4 + 2
+    assert capped._renderer.engine.stats.unet_calls == 8 + 6 + 4 + 4
+    for a, b in zip(_arrays(whole), _arrays(images), strict=True):
+        assert np.abs(a - b).max() <= 2
+
+
+def test_running_out_of_memory_halves_the_batch_and_goes_on(tiny_sd, monkeypatch, caplog):
+    _, whole = _render(tiny_sd, plan="7@s3")
+    recorder = _BatchRecorder(tiny_sd, fits=2)
+    monkeypatch.setattr(tiny_sd, "denoise", recorder)
+    steps = []
+    resolved, _ = BlendSettings(plan="7@s3").resolve(tiny_sd)
+    engine = BlendingEngine(tiny_sd, resolved, progress=steps.append)
+    conds = engine.encode(PROMPTS)
+    first, last = engine.keyframes(conds, [420, 421])
+    tree = engine.transition(first, last, *conds, resolved.branching_plan())
+    assert recorder.sizes == [2, 5, 2, 2, 1]  # 5 fail; 2 + 2 + 1 succeed
+    assert engine.batch_limit == 2
+    assert "out of memory on cpu with 5 images in a batch; going on with at most 2" in caplog.text
+    assert sum(steps) == engine.stats.image_steps == 2 * 8 + 5 * 5
+    assert engine.stats.unet_calls == 8 + 3 * 5
+    for a, b in zip(_arrays(whole), _arrays(tree.images), strict=True):
+        assert np.abs(a - b).max() <= 2
+
+
+def test_running_out_of_memory_with_one_image_is_a_one_line_error(tiny_sd, monkeypatch):
+    from latentmorph.errors import DeviceMemoryError
+
+    monkeypatch.setattr(tiny_sd, "denoise", _BatchRecorder(tiny_sd, fits=0))
+    with pytest.raises(DeviceMemoryError, match=r"^out of memory on cpu with one image at 64x64;"):
+        _render(tiny_sd, branches=2)
+
+
+def test_other_errors_are_not_taken_for_out_of_memory(tiny_sd, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(tiny_sd, "denoise", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        _render(tiny_sd, branches=2)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, True, "4"])
+def test_max_batch_must_be_a_whole_number_of_at_least_one(value):
+    from latentmorph.errors import InputError
+
+    with pytest.raises(InputError, match=rf"^max_batch: {value!r} is not allowed; use a whole"):
+        BlendSettings(max_batch=value)

@@ -15,6 +15,7 @@ _EXPORTS = {
     "BlendSettings": ".blending.settings",
     "BranchingPlan": ".blending.plan",
     "Crossfeed": ".blending.crossfeed",
+    "DeviceMemoryError": ".errors",
     "Keyframe": ".project",
     "LatentmorphError": ".errors",
     "MovieRenderer": ".render",

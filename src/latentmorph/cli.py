@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -44,6 +45,13 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--allow-pickle",
         action="store_true",
         help="allow loading pickle checkpoints (.ckpt, .bin); they can run code when loaded",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        metavar="N",
+        help="at most N images per UNet batch (default: a whole level of branches, halved "
+        "automatically when the device runs out of memory)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -302,7 +310,12 @@ def _add_animate_parser(commands) -> None:
         default=0.0,
         help="fresh noise added after each pull (default: 0)",
     )
-    p.add_argument("--audio", type=str, help="audio file: muxed into mp4 and webm outputs")
+    p.add_argument(
+        "--audio",
+        type=str,
+        help="audio file (wav, flac, mp3, m4a, a video's soundtrack, ...): muxed into mp4 and webm "
+        "outputs",
+    )
     p.add_argument(
         "--audio-keyframes",
         choices=("percussive", "harmonic", "whole"),
@@ -470,6 +483,7 @@ def _run_transition(args: argparse.Namespace):
         keyframe_crossfeed=args.keyframe_crossfeed,
         parental_crossfeed=args.parental_crossfeed,
         batched=not args.one_at_a_time,
+        max_batch=args.max_batch,
         distance=args.distance,
     )
     project = Project(
@@ -529,6 +543,7 @@ def _run_animate(args: argparse.Namespace):
             branches=args.branches,
             depth_strength=args.depth_strength,
             prompt_weighting=args.prompt_weighting,
+            max_batch=args.max_batch,
         ),
         device=args.device,
         dtype=args.dtype,
@@ -542,7 +557,19 @@ def _run_movie(args: argparse.Namespace):
     project = load_project(args.project)
     project.device = args.device or project.device
     project.dtype = args.dtype or project.dtype
+    if args.max_batch is not None:
+        _override_max_batch(project, args.max_batch)
     return _render(project, args.output or args.project.with_suffix(".mp4"), args)
+
+
+def _override_max_batch(project, max_batch: int) -> None:
+    """Sets the batch cap of a loaded movie project or animation."""
+    from .animation.settings import Animation
+
+    if isinstance(project, Animation):
+        project.blend = project.blend.replace(max_batch=max_batch)
+    else:
+        project.settings = project.settings.replace(max_batch=max_batch)
 
 
 def _render(project, output, args: argparse.Namespace):
@@ -580,6 +607,20 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
+class _NoteHandler(logging.Handler):
+    """Prints the library's logged warnings as `latentmorph: note: ...` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"latentmorph: note: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_notes() -> None:
+    logger = logging.getLogger("latentmorph")
+    if not any(isinstance(h, _NoteHandler) for h in logger.handlers):
+        logger.addHandler(_NoteHandler())
+        logger.propagate = False
+
+
 def _hide_loading_bars() -> None:
     """Hides the libraries' bars for loading weights from disk (downloads keep theirs)."""
     from diffusers.utils import logging as diffusers_logging
@@ -597,6 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     _quiet_libraries()
+    _show_notes()
     try:
         args.run(args)
     except LatentmorphError as error:

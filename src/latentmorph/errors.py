@@ -27,3 +27,7 @@ class ScheduleError(InputError):
 
 class MediaError(InputError):
     """An audio or video input cannot be read."""
+
+
+class DeviceMemoryError(LatentmorphError):
+    """The device ran out of memory even for one image at a time."""

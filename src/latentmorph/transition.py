@@ -22,7 +22,7 @@ class Transition:
     `pipe` is what `load_pipeline` returns or a diffusers SD/SDXL pipeline. Settings are those
     of `BlendSettings` (steps, branches, time_budget, depth_strength, quality, plan,
     guidance_scale, guidance_damper, negative_prompt, size or width/height, keyframe_crossfeed,
-    parental_crossfeed, batched, distance); unset ones take the model family's defaults.
+    parental_crossfeed, batched, max_batch, distance); unset ones take the model family's defaults.
     `seeds` left out are drawn at random and recorded in `seeds` after rendering.
     """
 

@@ -1,16 +1,20 @@
-"""Audio input for animations: keyframes at onsets and audio-driven timing curves."""
+"""Audio input for animations: keyframes at onsets and audio-driven timing curves.
+
+Audio is read with libsndfile when it can (wav, flac, ogg, mp3, ...), else decoded with PyAV
+(FFmpeg), which reads the soundtrack of nearly any container: m4a/aac, mp4, mkv, webm, ...
+"""
 
 from __future__ import annotations
 
 import math
 import numbers
-import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
-import audioread.exceptions
+import av
 import librosa
 import numpy as np
 import soundfile
@@ -21,13 +25,7 @@ COMPONENTS = ("percussive", "harmonic", "whole")
 REDUCTIONS = ("max", "median", "mean")
 
 _REDUCERS = {"max": np.max, "median": np.median, "mean": np.mean}
-_READ_ERRORS = (
-    OSError,
-    EOFError,
-    RuntimeError,
-    soundfile.SoundFileError,
-    audioread.exceptions.DecodeError,
-)
+_READ_ERRORS = (OSError, EOFError, RuntimeError, soundfile.SoundFileError, av.FFmpegError)
 _MIN_FFT = 2048
 _SILENCE = 1e-10  # mel power below this (about -100 dB) counts as no energy
 
@@ -48,7 +46,10 @@ def audio_duration(path: str | Path) -> float:
     """Length in seconds of the audio file at `path`."""
     _require_file(path)
     with _reading(path):
-        return float(librosa.get_duration(path=str(path)))
+        try:
+            return float(soundfile.info(str(path)).duration)
+        except soundfile.SoundFileRuntimeError:
+            return _av_duration(path)
 
 
 def load_audio(
@@ -56,7 +57,8 @@ def load_audio(
 ) -> tuple[np.ndarray, int]:
     """Mono float samples of `path` from `start` seconds on, and their sample rate.
 
-    `duration` limits how many seconds are read; None reads to the end of the file.
+    `duration` limits how many seconds are read; None reads to the end of the file. Samples are
+    at the file's own rate; several channels are mixed down to one.
     """
     if not (math.isfinite(start) and start >= 0):
         raise InputError(f"audio start must be 0 or more seconds, got {start} for {path}")
@@ -68,10 +70,10 @@ def load_audio(
             f"audio start {start:g} s is beyond the end of {path}, which lasts {total:.3f} s"
         )
     with _reading(path):
-        y, sr = librosa.load(str(path), sr=None, mono=True, offset=start, duration=duration)
+        y, sr = _decode(path, start, duration)
     if y.size == 0:
         raise MediaError(f"audio file {path} contains no audio")
-    return y, int(sr)
+    return y, sr
 
 
 def separate(y: np.ndarray, component: str) -> np.ndarray:
@@ -160,14 +162,76 @@ def _progress(energy: np.ndarray) -> np.ndarray:
     return curve / curve[-1]
 
 
+def _decode(path: str | Path, start: float, duration: float | None) -> tuple[np.ndarray, int]:
+    """Mono float32 samples of `path` from `start` s for `duration` s: libsndfile, else PyAV."""
+    try:
+        sound = soundfile.SoundFile(str(path))
+    except soundfile.SoundFileRuntimeError:
+        return _av_decode(path, start, duration)
+    with sound:
+        y, sr = librosa.load(sound, sr=None, mono=True, offset=start, duration=duration)
+    return y, int(sr)
+
+
+def _av_duration(path: str | Path) -> float:
+    """Length in seconds of the audio track of `path` as its container states, else as decoded."""
+    with av.open(str(path)) as container:
+        stream = _audio_stream(container, path)
+        if stream.duration is not None:
+            return float(stream.duration * stream.time_base)
+        if container.duration is not None:
+            return container.duration / av.time_base
+    y, sr = _av_decode(path, 0.0, None)
+    return y.size / sr
+
+
+def _av_decode(path: str | Path, start: float, duration: float | None) -> tuple[np.ndarray, int]:
+    """Mono float32 samples of the audio track of `path` decoded by PyAV at its own rate.
+
+    Samples from `start` s for `duration` s (None: to the end), cut as librosa.load cuts them.
+    """
+    with av.open(str(path)) as container:
+        stream = _audio_stream(container, path)
+        rate = stream.rate
+        first = int(start * rate)
+        stop = None if duration is None else first + int(duration * rate)
+        return _cut(_mono_chunks(container, stream), first, stop), rate
+
+
+def _audio_stream(container: av.container.InputContainer, path: str | Path) -> av.AudioStream:
+    """The first audio stream of `container`, the opened file `path`."""
+    if not container.streams.audio:
+        raise MediaError(f"{path} has no audio track")
+    return container.streams.audio[0]
+
+
+def _mono_chunks(
+    container: av.container.InputContainer, stream: av.AudioStream
+) -> Iterator[np.ndarray]:
+    """The decoded audio of `stream`, mixed down to mono float32 by FFmpeg, chunk by chunk."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
+    for frame in chain(container.decode(stream), [None]):  # None flushes the resampler
+        for out in resampler.resample(frame):
+            yield out.to_ndarray()[0]
+
+
+def _cut(chunks: Iterable[np.ndarray], first: int, stop: int | None) -> np.ndarray:
+    """Samples `first` to `stop` (None: the end) of the signal made of `chunks`, read no further."""
+    kept, end = [], 0
+    for chunk in chunks:
+        begin, end = end, end + chunk.size
+        if end > first:
+            kept.append(chunk[max(first - begin, 0) : None if stop is None else stop - begin])
+        if stop is not None and end >= stop:
+            break
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.float32)
+
+
 @contextmanager
 def _reading(path: str | Path) -> Iterator[None]:
     """Turn failures to decode the audio file `path` into MediaError."""
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="PySoundFile failed")
-            warnings.filterwarnings("ignore", category=FutureWarning, module="librosa")
-            yield
+        yield
     except _READ_ERRORS as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise MediaError(f"cannot read audio file {path}: {detail}") from exc

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from ..errors import DeviceMemoryError
 from ..interpolation import slerp
 from ..models.adapter import Conditioning, DiffusionAdapter
+from ..models.device import is_out_of_memory, release_memory
 from .distance import Distance, get_distance
-from .plan import BranchingPlan, plan_for_budget
+from .plan import BranchingPlan, Level, plan_for_budget
 from .settings import BlendSettings
 from .tree import Branch, TransitionTree
 
 Progress = Callable[[int], None]
+MAX_BATCH = 1 << 16
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,6 +62,8 @@ class BlendingEngine:
         self.distance = distance or get_distance(settings.distance)
         self.progress = progress
         self.stats = EngineStats()
+        self.batch_limit = settings.max_batch or MAX_BATCH if settings.batched else 1
+        self._reported = 0
 
     def encode(self, prompts: Sequence[str]) -> list[Conditioning]:
         """One conditioning per prompt (encoded as one batch)."""
@@ -66,35 +73,35 @@ class BlendingEngine:
 
     def keyframes(self, conds: Sequence[Conditioning], seeds: Sequence[int]) -> list[Branch]:
         """Full trajectories of the keyframes; with keyframe crossfeed each one is pulled toward
-        the one before it."""
+        the one before it (within a batch the pull is applied row by row, in order)."""
         s = self.settings
         started = time.perf_counter()
         noise = self.model.noise(seeds, s.width, s.height, s.steps)
-        guidance = [s.guidance_scale] * len(seeds)
-        crossfeed = s.keyframe_crossfeed.keyframe_coefficients(s.steps)
-        if s.keyframe_crossfeed.active:
-            trajectories = []
-            for i, cond in enumerate(conds):
-                hook = None
-                if trajectories:
-                    target = trajectories[-1]
-                    hook = self._crossfeed_hook(crossfeed, 0, lambda step, t=target: t[step])
-                trajectories.append(self._denoise(noise[i : i + 1], cond, 0, guidance[i], hook))
-        else:
-            groups = [range(len(seeds))] if s.batched else [[i] for i in range(len(seeds))]
-            trajectories = []
-            for group in groups:
-                batch = self._denoise(
-                    noise[list(group)],
-                    Conditioning.cat([conds[i] for i in group]),
-                    0,
-                    [guidance[i] for i in group],
-                    None,
-                )
-                trajectories += [[x[j : j + 1] for x in batch] for j in range(len(group))]
+        crossfeed = s.keyframe_crossfeed
+        coefficients = crossfeed.keyframe_coefficients(s.steps) if crossfeed.active else None
+        trajectories: list[list[torch.Tensor]] = []
+
+        def run(rows: range) -> None:
+            hook = None
+            if coefficients is not None:
+                hook = self._keyframe_hook(coefficients, trajectories[-1] if trajectories else None)
+            batch = self._denoise(
+                noise[rows.start : rows.stop],
+                Conditioning.cat([conds[i] for i in rows]),
+                0,
+                [s.guidance_scale] * len(rows),
+                hook,
+            )
+            trajectories.extend([x[j : j + 1] for x in batch] for j in range(len(rows)))
+
+        self._in_batches(len(seeds), run)
         _synchronize(self.model.device)
         denoised = time.perf_counter()
-        images = self._decode(torch.cat([t[-1] for t in trajectories]))
+        final = torch.cat([t[-1] for t in trajectories])
+        images = []
+        self._in_batches(
+            len(seeds), lambda rows: images.extend(self._decode(final[rows.start : rows.stop]))
+        )
         if len(images) > 1:
             self.distance(images[:1], images[1:2])
         finished = time.perf_counter()
@@ -134,20 +141,36 @@ class BlendingEngine:
         last = dataclasses.replace(last, fraction=1.0)
         tree = TransitionTree(first, last, self.distance([first.image], [last.image])[0])
         for level_no, level in enumerate(plan.levels, start=1):
-            allocation = tree.allocate(level.total - len(tree))
-            jobs = [
-                self._job(tree, gap, i, count, level_no, cond_first, cond_last)
-                for gap, count in allocation
-                for i in range(1, count + 1)
-            ]
-            groups = [jobs] if self.settings.batched else [[job] for job in jobs]
-            branches = [b for group in groups for b in self._grow(group, level_no, level.start)]
-            for gap, count in reversed(allocation):
-                new = [branches.pop() for _ in range(count)][::-1]
-                chain = [tree.branches[gap], *new, tree.branches[gap + 1]]
-                images = [b.image for b in chain]
-                tree.fill(gap, new, self.distance(images[:-1], images[1:]))
+            self._grow_level(tree, level_no, level, cond_first, cond_last)
         return tree
+
+    def _grow_level(
+        self,
+        tree: TransitionTree,
+        level_no: int,
+        level: Level,
+        cond_first: Conditioning,
+        cond_last: Conditioning,
+    ) -> None:
+        """Adds a level's branches where the tree's images differ most."""
+        allocation = tree.allocate(level.total - len(tree))
+        jobs = [
+            self._job(tree, gap, i, count, level_no, cond_first, cond_last)
+            for gap, count in allocation
+            for i in range(1, count + 1)
+        ]
+        branches: list[Branch] = []
+        self._in_batches(
+            len(jobs),
+            lambda rows: branches.extend(
+                self._grow(jobs[rows.start : rows.stop], level_no, level.start)
+            ),
+        )
+        for gap, count in reversed(allocation):
+            new = [branches.pop() for _ in range(count)][::-1]
+            chain = [tree.branches[gap], *new, tree.branches[gap + 1]]
+            images = [b.image for b in chain]
+            tree.fill(gap, new, self.distance(images[:-1], images[1:]))
 
     def _job(
         self,
@@ -202,6 +225,26 @@ class BlendingEngine:
         ]
 
     @staticmethod
+    def _keyframe_hook(coefficients, previous: list[torch.Tensor] | None):
+        """Before each step, slerp every keyframe in the batch toward the one before it (the
+        first one toward `previous`, the trajectory of the keyframe before the batch, if any)."""
+
+        def hook(step: int, latents: torch.Tensor) -> torch.Tensor:
+            c = float(coefficients[step])
+            if step == 0 or c <= 0:
+                return latents
+            target = previous[step] if previous is not None else None
+            rows = []
+            for row in latents.split(1):
+                if target is not None:
+                    row = slerp(row, target, c)
+                rows.append(row)
+                target = row
+            return torch.cat(rows)
+
+        return hook
+
+    @staticmethod
     def _crossfeed_hook(coefficients, start: int, target: Callable[[int], torch.Tensor]):
         """Before each step after `start`, slerp the latents toward the target's latents."""
 
@@ -213,17 +256,59 @@ class BlendingEngine:
 
         return hook
 
-    def _denoise(self, latents, cond, start, guidance, hook) -> list[torch.Tensor]:
-        steps = self.settings.steps
-        self.stats.unet_calls += steps - start
-        self.stats.image_steps += (steps - start) * latents.shape[0]
-        return self.model.denoise(
-            latents, cond, steps, start, steps, torch.tensor(guidance), hook, self.progress
+    def _in_batches(self, count: int, run: Callable[[range], None]) -> None:
+        """Calls `run` on consecutive ranges of `count` rows of at most `batch_limit` rows; when
+        the device runs out of memory, halves the limit and runs that range again."""
+        start = 0
+        while start < count:
+            rows = range(start, min(count, start + self.batch_limit))
+            self._reported = 0
+            try:
+                run(rows)
+            except RuntimeError as error:
+                if not is_out_of_memory(error):
+                    raise
+                self._out_of_memory(len(rows), error)
+                continue
+            start = rows.stop
+
+    def _out_of_memory(self, rows: int, error: RuntimeError) -> None:
+        device = self.model.device
+        if rows == 1:
+            s = self.settings
+            raise DeviceMemoryError(
+                f"out of memory on {device} with one image at {s.width}x{s.height}; use a "
+                "smaller size, a half-precision dtype or another device"
+            ) from error
+        self.batch_limit = rows // 2
+        release_memory(device)
+        if self.progress is not None:
+            self.progress(-self._reported)
+        log.warning(
+            "out of memory on %s with %d images in a batch; going on with at most %d",
+            device,
+            rows,
+            self.batch_limit,
         )
 
+    def _report(self, images: int) -> None:
+        self._reported += images
+        if self.progress is not None:
+            self.progress(images)
+
+    def _denoise(self, latents, cond, start, guidance, hook) -> list[torch.Tensor]:
+        steps = self.settings.steps
+        trajectory = self.model.denoise(
+            latents, cond, steps, start, steps, torch.tensor(guidance), hook, self._report
+        )
+        self.stats.unet_calls += steps - start
+        self.stats.image_steps += (steps - start) * latents.shape[0]
+        return trajectory
+
     def _decode(self, latents: torch.Tensor):
+        images = self.model.decode(latents)
         self.stats.images += latents.shape[0]
-        return self.model.decode(latents)
+        return images
 
 
 def _synchronize(device: torch.device) -> None:

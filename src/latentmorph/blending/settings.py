@@ -39,6 +39,8 @@ class BlendSettings:
 
     Branch count: `branches`, or `time_budget` seconds, or a `quality` preset, or a manual
     `plan` (`COUNT@STRENGTH` / `COUNT@sSTEP` items); with none of them, 12 branches.
+    `max_batch` caps the images in one UNet batch (None: a whole level; halved automatically
+    when the device runs out of memory).
     """
 
     steps: int | None = None
@@ -56,6 +58,7 @@ class BlendSettings:
     keyframe_crossfeed: Crossfeed = field(default_factory=Crossfeed)
     parental_crossfeed: Crossfeed | None = None
     batched: bool = True
+    max_batch: int | None = None
     distance: str = "auto"
 
     def __post_init__(self) -> None:
@@ -93,6 +96,14 @@ class BlendSettings:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise InputError(f"{name}: {value!r} is not allowed; use a whole number > 0")
+        if self.max_batch is not None and (
+            not isinstance(self.max_batch, int)
+            or isinstance(self.max_batch, bool)
+            or self.max_batch < 1
+        ):
+            raise InputError(
+                f"max_batch: {self.max_batch!r} is not allowed; use a whole number of at least 1"
+            )
         if not isinstance(self.negative_prompt, str):
             raise InputError(f"negative_prompt: {self.negative_prompt!r} is not allowed; use text")
         if self.distance not in DISTANCES:

@@ -36,3 +36,21 @@ def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
     if name not in DTYPES:
         raise InputError(f"dtype: {name!r} is not allowed; use auto or one of {', '.join(DTYPES)}")
     return DTYPES[name]
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether an error raised by torch means the device ran out of memory."""
+    message = str(error)
+    return (
+        isinstance(error, torch.cuda.OutOfMemoryError)
+        or "out of memory" in message
+        or "can't allocate memory" in message
+    )
+
+
+def release_memory(device: torch.device) -> None:
+    """Returns cached blocks of the device's allocator, after an out-of-memory error."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
