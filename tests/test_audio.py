@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 
 from latentmorph.animation.audio import (
-    COMPONENTS,
-    REDUCTIONS,
     Onsets,
     audio_duration,
     audio_timing,
@@ -17,6 +15,7 @@ from latentmorph.animation.audio import (
     onset_keyframes,
     separate,
 )
+from latentmorph.choices import AUDIO_COMPONENTS, AUDIO_REDUCTIONS
 from latentmorph.errors import InputError, MediaError
 
 from .media import (
@@ -156,7 +155,7 @@ def test_timing_has_frames_values_from_0_to_1(clicks, fps, extra):
 
 
 @pytest.mark.parametrize("fps", [24, 10, 29.97])
-@pytest.mark.parametrize("reduce", REDUCTIONS)
+@pytest.mark.parametrize("reduce", AUDIO_REDUCTIONS)
 @pytest.mark.parametrize("component", ["percussive", "whole"])
 def test_timing_rises_steepest_at_the_clicks(clicks, fps, reduce, component):
     frames = round(LENGTH * fps)
@@ -219,7 +218,7 @@ def test_bad_component_and_reduction(clicks):
         audio_timing(clicks, 24, 10, component="drums")
     with pytest.raises(InputError, match="max, median, mean"):
         audio_timing(clicks, 24, 10, reduce="sum")
-    with pytest.raises(InputError, match=", ".join(COMPONENTS)):
+    with pytest.raises(InputError, match=", ".join(AUDIO_COMPONENTS)):
         separate(np.zeros(10), "bass")
 
 

@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from latentmorph.animation.motion import (
-    BORDER_MODES,
     Motion,
     affine_matrix,
     match_colours,
     warp,
 )
+from latentmorph.choices import BORDER_MODES
 from latentmorph.errors import InputError
 
 WIDTH, HEIGHT = 81, 61  # odd and not square, so a swapped width/height shows

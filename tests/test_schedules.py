@@ -8,7 +8,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from latentmorph.animation.schedules import (
-    CURVES,
     ParameterSchedule,
     PromptKeyframe,
     format_prompt_schedule,
@@ -19,6 +18,7 @@ from latentmorph.animation.schedules import (
     scale_keyframes,
     segment_weights,
 )
+from latentmorph.choices import CURVES
 from latentmorph.errors import ScheduleError
 
 # ------------------------------------------------------------------------------ strategies

@@ -186,6 +186,31 @@ def test_a_stopped_render_raises(models, session, form):
     assert workspace.stop_requested(session, token)
 
 
+@pytest.mark.parametrize("mode", ["blend", "walk"])
+def test_a_stopped_animation_stops_at_its_first_unet_step(models, session, mode):
+    from latentmorph.animation.schedules import PromptKeyframe
+    from latentmorph.animation.settings import Animation
+
+    anim = Animation(
+        prompts=[PromptKeyframe(0, "a calm lake"), PromptKeyframe(6, "a stormy sea")],
+        model=MODEL,
+        fps=8.0,
+        duration=1.0,
+        mode=mode,
+    )
+    asked = []
+
+    def stop() -> bool:
+        asked.append(True)
+        return True
+
+    renderer = rendering._StoppableAnimation(anim, models.get(MODEL), stop)
+    with pytest.raises(rendering.RenderStopped):
+        renderer.write(Path(session) / "a.mp4")
+    assert len(asked) == 1 and renderer.stats.unet_calls == 0
+    assert not (Path(session) / "a.mp4").exists()
+
+
 def test_movie_project_saves_and_loads_with_the_same_images(models, session, form):
     shots = _shots(models, session, form, ("dawn", "dusk"))
     form.update(depth_strength=0.35, kf_power=0.2, kf_range=0.5, negative_prompt="blurry")

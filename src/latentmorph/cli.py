@@ -10,6 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .checks import is_positive
+from .choices import (
+    ANIMATION_MODES,
+    AUDIO_COMPONENTS,
+    AUDIO_REDUCTIONS,
+    BORDER_MODES,
+    CURVES,
+    DISTANCES,
+    QUALITIES,
+)
 from .errors import InputError
 
 EXIT_USAGE = 2
@@ -111,7 +120,7 @@ def _add_transition_parser(commands) -> None:
     )
     count.add_argument(
         "--quality",
-        choices=("lowest", "low", "medium", "high", "ultra"),
+        choices=QUALITIES,
         help="preset of steps and branches for the movie's frame count",
     )
     count.add_argument(
@@ -162,7 +171,7 @@ def _add_transition_parser(commands) -> None:
     )
     p.add_argument(
         "--distance",
-        choices=("auto", "pixel", "lpips"),
+        choices=DISTANCES,
         default="auto",
         help="perceptual image distance (default: auto: lpips when its weights load, else pixel)",
     )
@@ -217,7 +226,7 @@ def _add_animate_parser(commands) -> None:
     )
     p.add_argument(
         "--mode",
-        choices=("auto", "blend", "walk"),
+        choices=ANIMATION_MODES,
         default="auto",
         help="blend: latent-blending transitions between prompt keyframes; walk: "
         "every frame generated from interpolated noise and prompt; auto: blend "
@@ -254,13 +263,13 @@ def _add_animate_parser(commands) -> None:
         )
     p.add_argument(
         "--border",
-        choices=("replicate", "reflect", "zero"),
+        choices=BORDER_MODES,
         default="replicate",
         help="how motion fills uncovered borders (default: replicate)",
     )
     p.add_argument(
         "--curve",
-        choices=("linear", "sine", "curve"),
+        choices=CURVES,
         default="linear",
         help="interpolation curve between prompt keyframes (default: linear)",
     )
@@ -318,19 +327,19 @@ def _add_animate_parser(commands) -> None:
     )
     p.add_argument(
         "--audio-keyframes",
-        choices=("percussive", "harmonic", "whole"),
+        choices=AUDIO_COMPONENTS,
         help="place prompt keyframes on the onsets of this part of the audio, the "
         "prompts in file order, repeating; the onset times are printed",
     )
     p.add_argument(
         "--audio-timing",
-        choices=("percussive", "harmonic", "whole"),
+        choices=AUDIO_COMPONENTS,
         help="move between keyframes at the pace of this part of the audio's energy, "
         "so changes land on beats",
     )
     p.add_argument(
         "--audio-reduce",
-        choices=("max", "median", "mean"),
+        choices=AUDIO_REDUCTIONS,
         default="max",
         help="how audio timing reduces the mel bands of a frame (default: max)",
     )

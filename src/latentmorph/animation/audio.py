@@ -19,10 +19,9 @@ import librosa
 import numpy as np
 import soundfile
 
+from latentmorph.checks import check_choice
+from latentmorph.choices import AUDIO_COMPONENTS, AUDIO_REDUCTIONS
 from latentmorph.errors import InputError, MediaError
-
-COMPONENTS = ("percussive", "harmonic", "whole")
-REDUCTIONS = ("max", "median", "mean")
 
 _REDUCERS = {"max": np.max, "median": np.median, "mean": np.mean}
 _READ_ERRORS = (OSError, EOFError, RuntimeError, soundfile.SoundFileError, av.FFmpegError)
@@ -78,7 +77,7 @@ def load_audio(
 
 def separate(y: np.ndarray, component: str) -> np.ndarray:
     """The percussive or harmonic part of the signal `y`, or `y` itself for "whole"."""
-    _check_choice("component", component, COMPONENTS)
+    check_choice("component", component, AUDIO_COMPONENTS)
     if component == "whole":
         return y
     harmonic, percussive = librosa.effects.hpss(y, margin=1.0)
@@ -98,7 +97,7 @@ def onset_keyframes(
     as many as the audio lasts at `fps`); onsets past its last frame are dropped.
     """
     _check_fps(fps)
-    _check_choice("component", component, COMPONENTS)
+    check_choice("component", component, AUDIO_COMPONENTS)
     if frames is not None:
         _check_frames(frames)
     y, sr = load_audio(path, start)
@@ -130,8 +129,8 @@ def audio_timing(
     """
     _check_fps(fps)
     _check_frames(frames)
-    _check_choice("component", component, COMPONENTS)
-    _check_choice("reduction", reduce, REDUCTIONS)
+    check_choice("component", component, AUDIO_COMPONENTS)
+    check_choice("reduction", reduce, AUDIO_REDUCTIONS)
     frames = int(frames)
     y, sr = load_audio(path, start)
     energy = _frame_energy(separate(y, component), sr, fps, frames, reduce)
@@ -240,11 +239,6 @@ def _reading(path: str | Path) -> Iterator[None]:
 def _require_file(path: str | Path) -> None:
     if not Path(path).is_file():
         raise MediaError(f"audio file not found: {path}")
-
-
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise InputError(f"unknown audio {name} {value!r}; allowed: {', '.join(allowed)}")
 
 
 def _check_fps(fps: float) -> None:

@@ -20,16 +20,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from latentmorph.checks import is_number
+from latentmorph.checks import check_choice, is_number
+from latentmorph.choices import BORDER_MODES
 from latentmorph.errors import InputError
 
-BORDER_MODES = ("replicate", "reflect", "zero")
-"""How `warp` fills the area the moved content no longer covers.
-
-replicate: repeat the nearest edge pixel; reflect: mirror the content about the edge pixel
-(the edge itself is not repeated); zero: black, and fully transparent where there is alpha.
-"""
-
+# How `warp` fills the area the moved content no longer covers (BORDER_MODES):
+# replicate: repeat the nearest edge pixel; reflect: mirror the content about the edge pixel
+# (the edge itself is not repeated); zero: black, and fully transparent where there is alpha.
 _CV2_BORDERS = {
     "replicate": cv2.BORDER_REPLICATE,
     "reflect": cv2.BORDER_REFLECT_101,
@@ -79,8 +76,7 @@ def affine_matrix(motion: Motion, size: tuple[int, int]) -> np.ndarray:
 def warp(image: Image.Image, motion: Motion, border: str = "replicate") -> Image.Image:
     """`image` moved by `motion` (bilinear), same size and mode, the uncovered area filled
     as `border` says (one of BORDER_MODES)."""
-    if border not in BORDER_MODES:
-        raise InputError(f"border {border!r} is not allowed: use one of {', '.join(BORDER_MODES)}")
+    check_choice("border", border, BORDER_MODES)
     if image.mode not in _WARP_MODES:
         raise InputError(
             f"image mode {image.mode!r} cannot be warped: use one of {', '.join(_WARP_MODES)}"

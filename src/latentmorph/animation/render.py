@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -40,7 +40,11 @@ WALK_BATCH = 8
 
 
 class AnimationRenderer:
-    """Plans an animation's frames (length, keyframes, timing) and renders them as a stream."""
+    """Plans an animation's frames (length, keyframes, timing) and renders them as a stream.
+
+    `on_step`, when set, is called after every UNet step with the number of images it advanced
+    (an exception it raises stops the render).
+    """
 
     def __init__(
         self,
@@ -64,6 +68,7 @@ class AnimationRenderer:
         self.keyframes = self._keyframes()
         self.weights = self._weights()
         self.stats = EngineStats()
+        self.on_step: Callable[[int], None] | None = None
 
     def _frame_count(self) -> int:
         a = self.animation
@@ -128,7 +133,7 @@ class AnimationRenderer:
         return [cond[i] for i in range(len(self.keyframes))]
 
     def _blend_frames(self) -> Iterator[Image.Image]:
-        engine = BlendingEngine(self.model, self.blend, progress=None)
+        engine = BlendingEngine(self.model, self.blend, progress=self.on_step)
         engine.stats = self.stats
         conds = self._encode()
         seeds = [self.animation.seed + i for i in range(len(self.keyframes))]
@@ -178,7 +183,9 @@ class AnimationRenderer:
             else:
                 latents = latents * model.scheduler(steps).init_noise_sigma
             hook = coherence.hook(steps, start) if coherence else None
-            trajectory = model.denoise(latents, cond, steps, start, steps, torch.tensor(g), hook)
+            trajectory = model.denoise(
+                latents, cond, steps, start, steps, torch.tensor(g), hook, self.on_step
+            )
             self.stats.unet_calls += steps - start
             self.stats.image_steps += (steps - start) * len(frames)
             self.stats.images += len(frames)

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from latentmorph.choices import CURVES
 from latentmorph.errors import ScheduleError
-
-CURVES = ("linear", "sine", "curve")
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _INTEGER = re.compile(r"[0-9]+")

@@ -7,12 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..blending.settings import BlendSettings
-from ..checks import is_number, is_positive
-from ..errors import InputError
-from .audio import COMPONENTS, REDUCTIONS
-from .motion import BORDER_MODES, Motion
-from .schedules import (
+from ..checks import check_choice, is_number, is_positive
+from ..choices import (
+    ANIMATION_MODES,
+    AUDIO_COMPONENTS,
+    AUDIO_REDUCTIONS,
+    BORDER_MODES,
     CURVES,
+)
+from ..errors import InputError
+from .motion import Motion
+from .schedules import (
     ParameterSchedule,
     PromptKeyframe,
     parse_curve,
@@ -20,7 +25,6 @@ from .schedules import (
     parse_parameter_schedule,
 )
 
-MODES = ("auto", "blend", "walk")
 SHARED_WITH_BLEND = ("steps", "negative_prompt", "width", "height", "guidance_scale")
 SCHEDULED = ("guidance_scale", "strength", "zoom", "angle", "translation_x", "translation_y")
 SCHEDULE_RANGES = {
@@ -110,13 +114,13 @@ class Animation:
             self.coherence = Coherence(**self.coherence)
         if isinstance(self.blend, dict):
             self.blend = BlendSettings(**self.blend)
-        _choice("mode", self.mode, MODES)
-        _choice("border", self.border, BORDER_MODES)
-        _choice("curve", self.curve, CURVES)
-        _choice("audio_reduce", self.audio_reduce, REDUCTIONS)
+        check_choice("mode", self.mode, ANIMATION_MODES)
+        check_choice("border", self.border, BORDER_MODES)
+        check_choice("curve", self.curve, CURVES)
+        check_choice("audio_reduce", self.audio_reduce, AUDIO_REDUCTIONS)
         for name in ("audio_keyframes", "audio_timing"):
             if getattr(self, name) is not None:
-                _choice(name, getattr(self, name), COMPONENTS)
+                check_choice(name, getattr(self, name), AUDIO_COMPONENTS)
         for name in ("fps", "duration"):
             value = getattr(self, name)
             if value is not None and not is_positive(value):
@@ -219,8 +223,3 @@ class Animation:
         values = {k: v for k, v in data.items() if k in allowed and k != "prompts"}
         keyframes = [PromptKeyframe(int(p["frame"]), str(p["prompt"])) for p in prompts]
         return cls(prompts=keyframes, **values)
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise InputError(f"{name}: {value!r} is not allowed; use one of {', '.join(allowed)}")

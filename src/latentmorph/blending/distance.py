@@ -8,10 +8,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from ..checks import check_choice
+from ..choices import DISTANCES
 from ..errors import InputError
 
 Distance = Callable[[Sequence[Image.Image], Sequence[Image.Image]], list[float]]
-DISTANCES = ("auto", "pixel", "lpips")
 
 
 def pixel_distance(a: Sequence[Image.Image], b: Sequence[Image.Image]) -> list[float]:
@@ -51,8 +52,7 @@ def lpips_distance() -> Distance:
 
 def get_distance(name: str = "auto") -> Distance:
     """The distance named `name`: `pixel`, `lpips`, or `auto` (lpips when it loads, else pixel)."""
-    if name not in DISTANCES:
-        raise InputError(f"distance: {name!r} is not allowed; use one of {', '.join(DISTANCES)}")
+    check_choice("distance", name, DISTANCES)
     if name == "pixel":
         return pixel_distance
     try:

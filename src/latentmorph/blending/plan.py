@@ -9,16 +9,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..checks import is_number
+from ..checks import check_choice, is_number
+from ..choices import QUALITIES
 from ..errors import InputError
 
-QUALITY_PRESETS: dict[str, tuple[int, Callable[[int], int]]] = {
-    "lowest": (12, lambda frames: 5),
-    "low": (15, lambda frames: frames // 16),
-    "medium": (30, lambda frames: frames // 8),
-    "high": (60, lambda frames: frames // 4),
-    "ultra": (100, lambda frames: frames // 2),
-}
+# (steps, branches for a movie of `frames` frames) of each quality, lowest to ultra
+QUALITY_PRESETS: dict[str, tuple[int, Callable[[int], int]]] = dict(
+    zip(
+        QUALITIES,
+        (
+            (12, lambda frames: 5),
+            (15, lambda frames: frames // 16),
+            (30, lambda frames: frames // 8),
+            (60, lambda frames: frames // 4),
+            (100, lambda frames: frames // 2),
+        ),
+        strict=True,
+    )
+)
 MAX_BRANCHES = 2000
 PLAN_ITEM = re.compile(r"^(\d+)@(?:(s)(\d+)|(\d*\.?\d+))$")
 
@@ -137,10 +145,7 @@ class BranchingPlan:
 
 def quality_settings(quality: str, frames: int) -> tuple[int, int]:
     """(steps, branches) of a quality preset for a movie of `frames` frames."""
-    if quality not in QUALITY_PRESETS:
-        raise InputError(
-            f"quality: {quality!r} is not allowed; use one of {', '.join(QUALITY_PRESETS)}"
-        )
+    check_choice("quality", quality, QUALITIES)
     steps, branches = QUALITY_PRESETS[quality]
     return steps, max(3, branches(frames))
 

@@ -6,13 +6,12 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..checks import is_number, is_positive
+from ..checks import check_choice, is_number, is_positive
+from ..choices import DISTANCES, QUALITIES
 from ..errors import InputError
 from ..models.adapter import DiffusionAdapter
 from .crossfeed import Crossfeed
-from .distance import DISTANCES
 from .plan import (
-    QUALITY_PRESETS,
     BranchingPlan,
     check_branches,
     check_fraction,
@@ -82,10 +81,8 @@ class BlendSettings:
             raise InputError(
                 f"time_budget: {self.time_budget!r} is not allowed; use a number of seconds > 0"
             )
-        if self.quality is not None and self.quality not in QUALITY_PRESETS:
-            raise InputError(
-                f"quality: {self.quality!r} is not allowed; use one of {', '.join(QUALITY_PRESETS)}"
-            )
+        if self.quality is not None:
+            check_choice("quality", self.quality, QUALITIES)
         if self.guidance_scale is not None and not (
             is_number(self.guidance_scale) and self.guidance_scale >= 0
         ):
@@ -106,10 +103,7 @@ class BlendSettings:
             )
         if not isinstance(self.negative_prompt, str):
             raise InputError(f"negative_prompt: {self.negative_prompt!r} is not allowed; use text")
-        if self.distance not in DISTANCES:
-            raise InputError(
-                f"distance: {self.distance!r} is not allowed; use one of {', '.join(DISTANCES)}"
-            )
+        check_choice("distance", self.distance, DISTANCES)
         if self.plan is not None:
             BranchingPlan.parse(self.plan, self.steps or 1000)
 

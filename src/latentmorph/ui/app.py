@@ -7,11 +7,14 @@ from typing import Any
 
 import gradio as gr
 
-from ..animation.audio import COMPONENTS, REDUCTIONS
-from ..animation.motion import BORDER_MODES
-from ..animation.schedules import CURVES
-from ..animation.settings import MODES
-from ..blending.plan import QUALITY_PRESETS
+from ..choices import (
+    ANIMATION_MODES,
+    AUDIO_COMPONENTS,
+    AUDIO_REDUCTIONS,
+    BORDER_MODES,
+    CURVES,
+    QUALITIES,
+)
 from . import callbacks, forms, workspace
 from .models import DEFAULT_MODEL, PRESET_NAMES, ModelCache
 
@@ -284,9 +287,7 @@ def _blend_settings() -> Form:
             )
             form["branches"] = gr.Number(d["branches"], label="Branches", precision=0, minimum=2)
             form["time_budget"] = gr.Number(d["time_budget"], label="Time budget (s)", minimum=0)
-            form["quality"] = gr.Dropdown(
-                list(QUALITY_PRESETS), value=d["quality"], label="Quality"
-            )
+            form["quality"] = gr.Dropdown(list(QUALITIES), value=d["quality"], label="Quality")
             form["plan"] = gr.Textbox(d["plan"], label="Plan (COUNT@STRENGTH …)")
         with gr.Row():
             form["kf_power"] = gr.Slider(0, 1, d["kf_power"], label="Keyframe crossfeed power")
@@ -373,7 +374,7 @@ def _animate_tab(form: Form) -> dict[str, Any]:
     put("a_prompts", gr.Textbox(d["a_prompts"], label="Prompt schedule (FRAME: prompt)", lines=4))
     with gr.Row():
         put("a_negative_prompt", gr.Textbox(d["a_negative_prompt"], label="Negative prompt"))
-        put("a_mode", gr.Dropdown(list(MODES), value=d["a_mode"], label="Mode"))
+        put("a_mode", gr.Dropdown(list(ANIMATION_MODES), value=d["a_mode"], label="Mode"))
         put("a_seed", gr.Number(d["a_seed"], label="Seed (empty: random)", precision=0, minimum=0))
         put("a_duration", gr.Number(d["a_duration"], label="Duration (s; empty: from schedule)"))
     with gr.Accordion("Parameter schedules (`0:(1.0), 30:(1.05)` or a number)", open=False):
@@ -402,7 +403,7 @@ def _animate_tab(form: Form) -> dict[str, Any]:
         with gr.Row():
             c["audio"] = gr.Audio(type="filepath", label="Audio", sources=["upload"])
             c["init_video"] = gr.Video(label="Init video", sources=["upload"])
-        audio_choices = [forms.NO_AUDIO_COMPONENT, *COMPONENTS]
+        audio_choices = [forms.NO_AUDIO_COMPONENT, *AUDIO_COMPONENTS]
         with gr.Row():
             put(
                 "a_audio_keyframes",
@@ -414,7 +415,7 @@ def _animate_tab(form: Form) -> dict[str, Any]:
             )
             put(
                 "a_audio_reduce",
-                gr.Dropdown(list(REDUCTIONS), value=d["a_audio_reduce"], label="Reduce"),
+                gr.Dropdown(list(AUDIO_REDUCTIONS), value=d["a_audio_reduce"], label="Reduce"),
             )
     with gr.Row():
         c["render"] = gr.Button("Render animation", variant="primary", elem_id="render-animation")

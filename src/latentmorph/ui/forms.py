@@ -8,6 +8,7 @@ from typing import Any
 from ..animation.schedules import format_prompt_schedule, parse_prompt_schedule
 from ..animation.settings import Animation, Coherence
 from ..blending.settings import DEFAULT_BRANCHES, BlendSettings
+from ..checks import check_choice
 from ..errors import InputError
 
 BRANCH_MODES = ("branches", "time budget", "quality", "plan")
@@ -87,8 +88,7 @@ def _text(value: Any) -> str | None:
 def blend_settings(form: Mapping[str, Any]) -> BlendSettings:
     """The blending settings in the form; 0 or empty means the model's default."""
     mode = form["branch_mode"]
-    if mode not in BRANCH_MODES:
-        raise InputError(f"branch mode: {mode!r} is not allowed; use one of {BRANCH_MODES}")
+    check_choice("branch mode", mode, BRANCH_MODES)
     parental = (form["p_power"], form["p_range"], form["p_decay"])
     return BlendSettings(
         steps=_whole("steps", form["steps"]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PIL import Image
@@ -65,13 +65,12 @@ class _StoppableMovie(MovieRenderer):
 class _StoppableAnimation(AnimationRenderer):
     def __init__(self, anim: Animation, model: DiffusionAdapter, stop: Callable[[], bool]):
         super().__init__(anim, model, progress=True)
-        self._stop = stop
 
-    def render_frames(self) -> Iterator[Image.Image]:
-        for frame in super().render_frames():
-            if self._stop():
+        def check(steps: int) -> None:
+            if stop():
                 raise RenderStopped
-            yield frame
+
+        self.on_step = check
 
 
 def render_movie(

@@ -1,0 +1,12 @@
+"""The names that options with a fixed set of choices accept.
+
+Free of heavy imports, so that the command line can offer them without loading torch.
+"""
+
+QUALITIES = ("lowest", "low", "medium", "high", "ultra")
+DISTANCES = ("auto", "pixel", "lpips")
+ANIMATION_MODES = ("auto", "blend", "walk")
+BORDER_MODES = ("replicate", "reflect", "zero")
+CURVES = ("linear", "sine", "curve")
+AUDIO_COMPONENTS = ("percussive", "harmonic", "whole")
+AUDIO_REDUCTIONS = ("max", "median", "mean")
