@@ -62,7 +62,7 @@ class BlendingEngine:
         self.distance = distance or get_distance(settings.distance)
         self.progress = progress
         self.stats = EngineStats()
-        self.batch_limit = settings.max_batch or MAX_BATCH if settings.batched else 1
+        self.batch_limit = (settings.max_batch or MAX_BATCH) if settings.batched else 1
         self._reported = 0
 
     def encode(self, prompts: Sequence[str]) -> list[Conditioning]:
@@ -265,28 +265,29 @@ class BlendingEngine:
             self._reported = 0
             try:
                 run(rows)
+                start = rows.stop
+                continue
             except RuntimeError as error:
                 if not is_out_of_memory(error):
                     raise
-                self._out_of_memory(len(rows), error)
-                continue
-            start = rows.stop
+                if len(rows) == 1:
+                    s = self.settings
+                    raise DeviceMemoryError(
+                        f"out of memory on {self.model.device} with one image at "
+                        f"{s.width}x{s.height}; use a smaller size, a half-precision dtype or "
+                        "another device"
+                    ) from error
+            # only here are the error and the tensors its traceback holds released
+            self._halve_batches(len(rows))
 
-    def _out_of_memory(self, rows: int, error: RuntimeError) -> None:
-        device = self.model.device
-        if rows == 1:
-            s = self.settings
-            raise DeviceMemoryError(
-                f"out of memory on {device} with one image at {s.width}x{s.height}; use a "
-                "smaller size, a half-precision dtype or another device"
-            ) from error
+    def _halve_batches(self, rows: int) -> None:
         self.batch_limit = rows // 2
-        release_memory(device)
+        release_memory(self.model.device)
         if self.progress is not None:
             self.progress(-self._reported)
         log.warning(
             "out of memory on %s with %d images in a batch; going on with at most %d",
-            device,
+            self.model.device,
             rows,
             self.batch_limit,
         )
