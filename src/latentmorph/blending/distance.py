@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 from PIL import Image
 
 from ..checks import check_choice
 from ..choices import DISTANCES
 from ..errors import InputError
 
+log = logging.getLogger(__name__)
 Distance = Callable[[Sequence[Image.Image], Sequence[Image.Image]], list[float]]
 
 
@@ -32,17 +34,17 @@ def _features(image: Image.Image) -> np.ndarray:
     return np.concatenate([colour.ravel(), 2 * edges])
 
 
-def lpips_distance() -> Distance:
-    """LPIPS (AlexNet) distance; raises if the package or its weights are not available."""
+def lpips_distance(device: str | torch.device = "cpu") -> Distance:
+    """LPIPS (AlexNet) distance computed on `device`; raises if the package or its weights are
+    not available."""
     import lpips
-    import torch
 
-    model = lpips.LPIPS(net="alex", verbose=False).eval()
+    model = lpips.LPIPS(net="alex", verbose=False).eval().to(device)
 
     def measure(a: Sequence[Image.Image], b: Sequence[Image.Image]) -> list[float]:
         def tensor(images: Sequence[Image.Image]) -> torch.Tensor:
             arrays = [np.asarray(i.convert("RGB"), dtype=np.float32) / 127.5 - 1 for i in images]
-            return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+            return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(device)
 
         with torch.no_grad():
             return model(tensor(a), tensor(b)).flatten().tolist()
@@ -50,18 +52,21 @@ def lpips_distance() -> Distance:
     return measure
 
 
-def get_distance(name: str = "auto") -> Distance:
-    """The distance named `name`: `pixel`, `lpips`, or `auto` (lpips when it loads, else pixel)."""
+def get_distance(name: str = "auto", device: str | torch.device = "cpu") -> Distance:
+    """The distance named `name`: `pixel`, `lpips`, or `auto` (lpips when it loads, else pixel).
+
+    LPIPS runs on `device`.
+    """
     check_choice("distance", name, DISTANCES)
     if name == "pixel":
         return pixel_distance
     try:
-        return lpips_distance()
+        return lpips_distance(device)
     except ImportError:
         if name == "lpips":
             raise InputError("distance: lpips is not installed; pip install lpips") from None
     except Exception as error:  # weights missing or not downloadable
         if name == "lpips":
             raise InputError(f"distance: lpips could not load its weights ({error})") from None
-        warnings.warn(f"lpips could not load ({error}); using the pixel distance", stacklevel=2)
+        log.warning("lpips could not load (%s); using the pixel distance", error)
     return pixel_distance

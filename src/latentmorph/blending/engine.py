@@ -59,7 +59,7 @@ class BlendingEngine:
     ) -> None:
         self.model = model
         self.settings = settings
-        self.distance = distance or get_distance(settings.distance)
+        self.distance = distance or get_distance(settings.distance, model.device)
         self.progress = progress
         self.stats = EngineStats()
         self.batch_limit = (settings.max_batch or MAX_BATCH) if settings.batched else 1
