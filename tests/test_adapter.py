@@ -82,3 +82,24 @@ def test_prompt_weighting(request, fixture):
     heavy = model.encode(["a (red)1.8 circle"], "dark", weighted=True)
     assert heavy.tensors["embeds"].shape == plain.tensors["embeds"].shape
     assert not torch.allclose(heavy.tensors["embeds"], plain.tensors["embeds"])
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_renders_close_to_float32_and_quietly(dtype, caplog):
+    from latentmorph import Transition, load_pipeline
+
+    def render(model):
+        tr = Transition(
+            model, "a red circle", "a blue square", seeds=(1, 2), branches=3, progress=False
+        )
+        return tr, tr.render()
+
+    half = load_pipeline("tiny-sdxl", device="cpu", dtype=dtype)
+    caplog.clear()
+    tr, images = render(half)
+    _, reference = render(load_pipeline("tiny-sdxl", device="cpu"))
+    assert half.pipe.vae.dtype == half.pipe.unet.dtype == getattr(torch, dtype)
+    assert all(x.dtype == getattr(torch, dtype) for b in tr.tree.branches for x in b.latents)
+    for a, b in zip(images, reference, strict=True):
+        assert np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float)).mean() < 2
+    assert "float32" not in caplog.text  # the VAE's upcast logs nothing

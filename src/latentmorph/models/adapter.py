@@ -236,14 +236,15 @@ class DiffusionAdapter:
         vae = self.pipe.vae
         dtype = vae.dtype
         upcast = dtype != torch.float32 and getattr(vae.config, "force_upcast", False)
+        # torch's own `to`: diffusers' override logs a warning on every dtype change
         with self._vae_lock:
             if upcast:
-                vae.to(torch.float32)
+                torch.nn.Module.to(vae, torch.float32)
             try:
                 yield vae
             finally:
                 if upcast:
-                    vae.to(dtype)
+                    torch.nn.Module.to(vae, dtype)
 
 
 def _latent_scaling(vae) -> tuple[float, float]:
