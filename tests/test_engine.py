@@ -247,6 +247,21 @@ def test_running_out_of_memory_with_one_image_is_a_one_line_error(tiny_sd, monke
         _render(tiny_sd, branches=2)
 
 
+@pytest.mark.parametrize(
+    "error, out_of_memory",
+    [
+        (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+        (RuntimeError("MPS backend out of memory (MPS allocated: 8.00 GB)"), True),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8"), True),
+        (RuntimeError("mat1 and mat2 shapes cannot be multiplied"), False),
+    ],
+)
+def test_out_of_memory_errors_of_each_device_are_recognised(error, out_of_memory):
+    from latentmorph.models.device import is_out_of_memory
+
+    assert is_out_of_memory(error) is out_of_memory
+
+
 def test_other_errors_are_not_taken_for_out_of_memory(tiny_sd, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("shape mismatch")
