@@ -29,18 +29,23 @@ from latentmorph.models.tiny import tiny_sd_pipeline, tiny_sdxl_pipeline
 PROMPTS = ["a red circle on a blue background", "a yellow square on a green background"]
 
 
-def run_once(model, settings: BlendSettings) -> tuple[float, int]:
-    """Seconds for keyframes + tree (decode and distances included) and UNet calls made."""
+def run_once(model, settings: BlendSettings) -> tuple[float, int, float]:
+    """Seconds for keyframes + tree (decode and distances included), UNet calls made, and the
+    peak GPU memory in GiB (0 off cuda)."""
     engine = BlendingEngine(model, settings, distance=None)
-    if model.device.type == "cuda":
+    cuda = model.device.type == "cuda"
+    if cuda:
         torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     conds = engine.encode(PROMPTS)
     first, last = engine.keyframes(conds, [420, 421])
     engine.transition(first, last, conds[0], conds[1], settings.branching_plan())
-    if model.device.type == "cuda":
+    if cuda:
         torch.cuda.synchronize()
-    return time.perf_counter() - started, engine.stats.unet_calls
+    seconds = time.perf_counter() - started
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0
+    return seconds, engine.stats.unet_calls, peak
 
 
 def bench(name: str, model, size: int, steps: int, guidance: float, repeats: int) -> str:
@@ -61,12 +66,15 @@ def bench(name: str, model, size: int, steps: int, guidance: float, repeats: int
     # runs alternate, and the speed-up is the median of each pair's ratio, so that drifts in
     # machine speed (common on shared VMs) cancel out
     speedup = statistics.median(s[0] / b[0] for b, s in pairs)
-    return (
+    row = (
         f"| {name} | {size}² | {steps} | {guidance} | {settings.branching_plan().describe()} | "
         f"{t_batched:.3f} s ({pairs[0][0][1]} calls) | "
         f"{t_single:.3f} s ({pairs[0][1][1]} calls) | "
         f"{speedup:.2f}x |"
     )
+    if model.device.type == "cuda":
+        row += f" {max(b[2] for b, _ in pairs):.1f} / {max(s[2] for _, s in pairs):.1f} GiB |"
+    return row
 
 
 def full_size_models(device: torch.device):
@@ -161,8 +169,12 @@ def main() -> None:
         f", threads: {torch.get_num_threads()}, torch {torch.__version__}, "
         f"date: {datetime.date.today()}"
     )
-    print("| model | size | steps | guidance | plan | batched | one at a time | speed-up |")
-    print("|---|---|---|---|---|---|---|---|")
+    header = "| model | size | steps | guidance | plan | batched | one at a time | speed-up |"
+    rule = "|---|---|---|---|---|---|---|---|"
+    if device.type == "cuda":
+        header, rule = header + " peak memory (batched / one at a time) |", rule + "---|"
+    print(header)
+    print(rule)
     rows = []
     if args.full_size:
         sd, sdxl = full_size_models(device)
