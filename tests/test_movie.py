@@ -50,6 +50,33 @@ def test_multi_keyframe_movie_shares_keyframes_and_has_no_repeated_boundary(tiny
         assert matches == [position]
 
 
+def test_segments_grow_together_and_match_one_at_a_time(tiny_sd, monkeypatch):
+    import dataclasses
+
+    from latentmorph.blending import engine
+    from latentmorph.render import MovieRenderer
+
+    def grow(project):
+        renderer = MovieRenderer(project, tiny_sd, progress=False)
+        images = [tree.images for tree in renderer.trees()]
+        return renderer, images
+
+    project = _project()
+    together, images = grow(project)
+    single = dataclasses.replace(project, settings=SETTINGS.replace(batched=False))
+    _, alone = grow(single)
+    for tree_a, tree_b in zip(images, alone, strict=True):
+        for a, b in zip(tree_a, tree_b, strict=True):
+            assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 2
+    level_calls = sum(8 - level.start for level in together.plan.levels)
+    # the 4 keyframes in one batch, then each level of all 3 segments in one batch
+    assert together.engine.stats.unet_calls == 8 + level_calls
+    monkeypatch.setattr(engine, "WINDOW_IMAGES", 10)  # two 5-image segments at a time
+    windowed, images_windowed = grow(project)
+    assert windowed.engine.stats.unet_calls == 8 + 2 * level_calls
+    assert [len(tree) for tree in images_windowed] == [5, 5, 5]
+
+
 def test_project_file_reproduces_the_movie(tiny_sd, tmp_path):
     project = _project(durations=(0.8, 0.8))
     project.keyframes[1].seed = None  # drawn at random, then recorded

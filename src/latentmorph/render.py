@@ -86,12 +86,9 @@ class MovieRenderer:
         return self._keyframes
 
     def trees(self) -> Iterator[TransitionTree]:
-        """The transition tree of each segment in order, computed as it is asked for."""
-        keyframes = self.keyframes()
-        for i in range(len(keyframes) - 1):
-            yield self.engine.transition(
-                keyframes[i], keyframes[i + 1], self._conds[i], self._conds[i + 1], self.plan
-            )
+        """The transition tree of each segment in order, computed as it is asked for (a few
+        neighbouring segments at a time, their levels batched together)."""
+        yield from self.engine.transitions(self.keyframes(), self._conds, self.plan)
 
     def recorded_project(self) -> Project:
         """The project as rendered: seeds drawn, defaults resolved, the plan written out."""

@@ -141,8 +141,7 @@ class AnimationRenderer:
         plan = engine.plan(segments=len(branches) - 1)
         positions = [k.frame for k in self.keyframes]
         yield from [branches[0].image] * positions[0]
-        for i in range(len(branches) - 1):
-            tree = engine.transition(branches[i], branches[i + 1], conds[i], conds[i + 1], plan)
+        for i, tree in enumerate(engine.transitions(branches, conds, plan)):
             slots = positions[i + 1] - positions[i] + 1
             yield from segment_frames(tree.images, tree.distances, slots, last=False)
         yield from [branches[-1].image] * (self.frames - positions[-1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +21,8 @@ from .tree import Branch, TransitionTree
 
 Progress = Callable[[int], None]
 MAX_BATCH = 1 << 16
+# segments of a movie grown together hold about this many images and their trajectories
+WINDOW_IMAGES = 64
 log = logging.getLogger(__name__)
 
 
@@ -137,25 +139,50 @@ class BlendingEngine:
         plan: BranchingPlan,
     ) -> TransitionTree:
         """The tree between two keyframes, grown level by level where images differ most."""
-        first = dataclasses.replace(first, fraction=0.0)
-        last = dataclasses.replace(last, fraction=1.0)
-        tree = TransitionTree(first, last, self.distance([first.image], [last.image])[0])
+        return self._grow_trees([(first, last, cond_first, cond_last)], plan)[0]
+
+    def transitions(
+        self, keyframes: Sequence[Branch], conds: Sequence[Conditioning], plan: BranchingPlan
+    ) -> Iterator[TransitionTree]:
+        """The trees between consecutive keyframes, in order. Neighbouring segments grow
+        together, each level of them in one batch, as many at a time as keep about
+        `WINDOW_IMAGES` images (and their trajectories) in memory."""
+        window = max(1, WINDOW_IMAGES // plan.branches)
+        for begin in range(0, len(keyframes) - 1, window):
+            segments = [
+                (keyframes[i], keyframes[i + 1], conds[i], conds[i + 1])
+                for i in range(begin, min(begin + window, len(keyframes) - 1))
+            ]
+            yield from self._grow_trees(segments, plan)
+
+    def _grow_trees(
+        self,
+        segments: Sequence[tuple[Branch, Branch, Conditioning, Conditioning]],
+        plan: BranchingPlan,
+    ) -> list[TransitionTree]:
+        trees = []
+        for first, last, _, _ in segments:
+            first = dataclasses.replace(first, fraction=0.0)
+            last = dataclasses.replace(last, fraction=1.0)
+            trees.append(TransitionTree(first, last, self.distance([first.image], [last.image])[0]))
+        conds = [(cond_first, cond_last) for _, _, cond_first, cond_last in segments]
         for level_no, level in enumerate(plan.levels, start=1):
-            self._grow_level(tree, level_no, level, cond_first, cond_last)
-        return tree
+            self._grow_level(trees, conds, level_no, level)
+        return trees
 
     def _grow_level(
         self,
-        tree: TransitionTree,
+        trees: list[TransitionTree],
+        conds: list[tuple[Conditioning, Conditioning]],
         level_no: int,
         level: Level,
-        cond_first: Conditioning,
-        cond_last: Conditioning,
     ) -> None:
-        """Adds a level's branches where the tree's images differ most."""
-        allocation = tree.allocate(level.total - len(tree))
+        """Adds a level's branches to every tree where its images differ most, all in one
+        batch (as far as the batch limit allows)."""
+        allocations = [tree.allocate(level.total - len(tree)) for tree in trees]
         jobs = [
-            self._job(tree, gap, i, count, level_no, cond_first, cond_last)
+            self._job(tree, gap, i, count, level_no, *cond)
+            for tree, cond, allocation in zip(trees, conds, allocations, strict=True)
             for gap, count in allocation
             for i in range(1, count + 1)
         ]
@@ -166,11 +193,13 @@ class BlendingEngine:
                 self._grow(jobs[rows.start : rows.stop], level_no, level.start)
             ),
         )
-        for gap, count in reversed(allocation):
-            new = [branches.pop() for _ in range(count)][::-1]
-            chain = [tree.branches[gap], *new, tree.branches[gap + 1]]
-            images = [b.image for b in chain]
-            tree.fill(gap, new, self.distance(images[:-1], images[1:]))
+        # from the last job back, so that the gap indices still to fill stay valid
+        for tree, allocation in reversed(list(zip(trees, allocations, strict=True))):
+            for gap, count in reversed(allocation):
+                new = [branches.pop() for _ in range(count)][::-1]
+                chain = [tree.branches[gap], *new, tree.branches[gap + 1]]
+                images = [b.image for b in chain]
+                tree.fill(gap, new, self.distance(images[:-1], images[1:]))
 
     def _job(
         self,

@@ -1,0 +1,90 @@
+"""Times the trees of a 5-keyframe movie grown segment by segment and grown together.
+
+Usage: python benchmarks/bench_movie.py [--device cpu|cuda] [--repeats N]
+
+Both ways batch each level of a segment; grown together, each level of all segments is one
+batch. The keyframes are computed once, outside the timing. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from diffusers.utils import logging as diffusers_logging
+
+from latentmorph.blending.engine import BlendingEngine
+from latentmorph.blending.settings import BlendSettings
+from latentmorph.models.loading import adapter_for, load_pipeline
+from latentmorph.models.presets import TINY_DEFAULTS
+from latentmorph.models.tiny import tiny_sd_pipeline
+
+PROMPTS = [
+    "a red circle on a blue background",
+    "a yellow square on a green background",
+    "a purple triangle on a white background",
+    "a green circle on a black background",
+    "a blue square on a yellow background",
+]
+
+
+def timed(model, grow) -> tuple[float, int]:
+    """Seconds and UNet calls of `grow()`."""
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    calls = grow()
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started, calls
+
+
+def bench(name: str, model, repeats: int) -> str:
+    settings, _ = BlendSettings(branches=12, distance="pixel").resolve(model)
+    plan = settings.branching_plan()
+    engine = BlendingEngine(model, settings)
+    conds = engine.encode(PROMPTS)
+    keyframes = engine.keyframes(conds, list(range(len(PROMPTS))))
+
+    def by_segment() -> int:
+        engine.stats.unet_calls = 0
+        for i in range(len(keyframes) - 1):
+            engine.transition(keyframes[i], keyframes[i + 1], conds[i], conds[i + 1], plan)
+        return engine.stats.unet_calls
+
+    def together() -> int:
+        engine.stats.unet_calls = 0
+        list(engine.transitions(keyframes, conds, plan))
+        return engine.stats.unet_calls
+
+    together()  # warm-up
+    pairs = [(timed(model, by_segment), timed(model, together)) for _ in range(repeats)]
+    speedup = statistics.median(a[0] / b[0] for a, b in pairs)
+    return (
+        f"| {name} | {settings.width}² | {settings.steps} | {settings.guidance_scale} | "
+        f"{plan.describe()} | {statistics.median(a[0] for a, _ in pairs):.2f} s "
+        f"({pairs[0][0][1]} calls) | {statistics.median(b[0] for _, b in pairs):.2f} s "
+        f"({pairs[0][1][1]} calls) | {speedup:.2f}x |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    diffusers_logging.disable_progress_bar()
+    print(
+        "| model | size | steps | guidance | plan per segment | segment by segment | together "
+        "| speed-up |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    tiny = adapter_for(tiny_sd_pipeline().to(args.device), TINY_DEFAULTS, "tiny SD")
+    for name, model in (("tiny SD", tiny), ("demo", load_pipeline("demo", device=args.device))):
+        print(bench(name, model, args.repeats), flush=True)
+
+
+if __name__ == "__main__":
+    main()
