@@ -36,6 +36,8 @@ def test_equal_distances_give_even_spacing_and_zero_distances_do_too():
 
 def test_fewer_frames_than_images_pick_the_nearest_images():
     assert frame_plan([1.0] * 8, 3) == [(0, 0.0), (4, 0.0), (8, 0.0)]
+    # the last image ends the movie even when it equals the one before it
+    assert frame_plan([1.0, 0.0], 2) == [(0, 0.0), (2, 0.0)]
 
 
 @pytest.mark.parametrize("duration", [0.1, 0.5, 1.0, 1.7, 3.33, 10.0, 59.9])

@@ -54,8 +54,9 @@ def frame_plan(distances: Sequence[float], frames: int) -> list[tuple[int, float
         return [(0, 0.0)]
     if frames < images:
         progress = np.concatenate([[0.0], np.cumsum(d)]) / d.sum()
-        targets = np.linspace(0, 1, frames)
-        return [(int(np.abs(progress - u).argmin()), 0.0) for u in targets]
+        nearest = [int(np.abs(progress - u).argmin()) for u in np.linspace(0, 1, frames)]
+        nearest[-1] = images - 1  # not an identical neighbour before it (zero distance)
+        return [(i, 0.0) for i in nearest]
     gaps = _allocate(d, frames - 1)
     plan = []
     for i, gap in enumerate(gaps):
