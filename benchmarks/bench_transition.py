@@ -39,8 +39,7 @@ def run_once(model, settings: BlendSettings) -> tuple[float, int, float]:
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     conds = engine.encode(PROMPTS)
-    first, last = engine.keyframes(conds, [420, 421])
-    engine.transition(first, last, conds[0], conds[1], settings.branching_plan())
+    list(engine.transitions(engine.begin(conds, [420, 421]), conds))
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started

@@ -163,7 +163,8 @@ def test_a_level_adding_more_branches_than_gaps_runs_as_one_batch(tiny_sd):
     tr, images = _render(tiny_sd, plan="5@s4")
     assert tr.tree.fractions == [0.0, 0.25, 0.5, 0.75, 1.0]
     stats = tr._renderer.engine.stats
-    assert stats.unet_calls == 8 + 4  # keyframes together, then the 3 new branches together
+    # the 3 branches (one level, one gap: no distances needed) join the keyframes at step 4
+    assert stats.unet_calls == 8 and stats.image_steps == 2 * 8 + 3 * 4
     assert all(
         b.parents == (tr.tree.branches[0], tr.tree.branches[-1]) for b in tr.tree.branches[1:-1]
     )
@@ -214,8 +215,9 @@ def test_max_batch_caps_the_batches_and_keeps_the_images(tiny_sd, monkeypatch):
     recorder = _BatchRecorder(tiny_sd)
     monkeypatch.setattr(tiny_sd, "denoise", recorder)
     capped, images = _render(tiny_sd, plan="3@s2 9@s4", max_batch=4)
-    assert recorder.sizes == [2, 1, 4, 2]  # keyframes, level 1, level 2's six branches as 4 + 2
-    assert capped._renderer.engine.stats.unet_calls == 8 + 6 + 4 + 4
+    # keyframes to step 2, then with level 1; level 2's six branches as 4 + 2
+    assert recorder.sizes == [2, 3, 4, 2]
+    assert capped._renderer.engine.stats.unet_calls == 2 + 6 + 4 + 4
     for a, b in zip(_arrays(whole), _arrays(images), strict=True):
         assert np.abs(a - b).max() <= 2
 
@@ -235,6 +237,26 @@ def test_running_out_of_memory_halves_the_batch_and_goes_on(tiny_sd, monkeypatch
     assert "out of memory on cpu with 5 images in a batch; going on with at most 2" in caplog.text
     assert sum(steps) == engine.stats.image_steps == 2 * 8 + 5 * 5
     assert engine.stats.unet_calls == 8 + 3 * 5
+    for a, b in zip(_arrays(whole), _arrays(tree.images), strict=True):
+        assert np.abs(a - b).max() <= 2
+
+
+def test_out_of_memory_in_the_keyframes_batch_falls_back_to_level_by_level(
+    tiny_sd, monkeypatch, caplog
+):
+    _, whole = _render(tiny_sd, plan="4@s4")
+    recorder = _BatchRecorder(tiny_sd, fits=2)
+    monkeypatch.setattr(tiny_sd, "denoise", recorder)
+    steps = []
+    resolved, _ = BlendSettings(plan="4@s4").resolve(tiny_sd)
+    engine = BlendingEngine(tiny_sd, resolved, progress=steps.append)
+    conds = engine.encode(PROMPTS)
+    (tree,) = engine.transitions(engine.begin(conds, [420, 421]), conds)
+    # keyframes to step 4, then 4 rows fail; keyframes alone, then the level alone
+    assert recorder.sizes == [2, 4, 2, 2]
+    assert "with 4 images in a batch; going on with at most 2" in caplog.text
+    assert sum(steps) == engine.stats.image_steps == 2 * 8 + 2 * 4
+    assert engine.stats.unet_calls == 8 + 4 and engine.stats.images == 4
     for a, b in zip(_arrays(whole), _arrays(tree.images), strict=True):
         assert np.abs(a - b).max() <= 2
 

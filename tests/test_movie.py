@@ -50,7 +50,8 @@ def test_multi_keyframe_movie_shares_keyframes_and_has_no_repeated_boundary(tiny
         assert matches == [position]
 
 
-def test_segments_grow_together_and_match_one_at_a_time(tiny_sd, monkeypatch):
+@pytest.mark.parametrize("keyframe_crossfeed", [None, (0.8, 0.6, 0.5)])
+def test_segments_grow_together_and_match_one_at_a_time(tiny_sd, monkeypatch, keyframe_crossfeed):
     import dataclasses
 
     from latentmorph.blending import engine
@@ -61,19 +62,21 @@ def test_segments_grow_together_and_match_one_at_a_time(tiny_sd, monkeypatch):
         images = [tree.images for tree in renderer.trees()]
         return renderer, images
 
-    project = _project()
+    settings = SETTINGS.replace(keyframe_crossfeed=keyframe_crossfeed)
+    project = dataclasses.replace(_project(), settings=settings)
     together, images = grow(project)
-    single = dataclasses.replace(project, settings=SETTINGS.replace(batched=False))
+    single = dataclasses.replace(project, settings=settings.replace(batched=False))
     _, alone = grow(single)
     for tree_a, tree_b in zip(images, alone, strict=True):
         for a, b in zip(tree_a, tree_b, strict=True):
             assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 2
-    level_calls = sum(8 - level.start for level in together.plan.levels)
-    # the 4 keyframes in one batch, then each level of all 3 segments in one batch
-    assert together.engine.stats.unet_calls == 8 + level_calls
+    later_levels = sum(8 - level.start for level in together.plan.levels[1:])
+    # the 4 keyframes in one batch, which the first level of all 3 segments joins at its
+    # injection step; then each later level of all 3 segments in one batch
+    assert together.engine.stats.unet_calls == 8 + later_levels
     monkeypatch.setattr(engine, "WINDOW_IMAGES", 10)  # two 5-image segments at a time
     windowed, images_windowed = grow(project)
-    assert windowed.engine.stats.unet_calls == 8 + 2 * level_calls
+    assert windowed.engine.stats.unet_calls == 8 + 2 * later_levels
     assert [len(tree) for tree in images_windowed] == [5, 5, 5]
 
 

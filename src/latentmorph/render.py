@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .blending.engine import BlendingEngine
+from .blending.engine import Beginning, BlendingEngine
 from .blending.plan import BranchingPlan
 from .blending.tree import Branch, TransitionTree
 from .models.adapter import Conditioning, DiffusionAdapter
@@ -62,7 +62,7 @@ class MovieRenderer:
         self._bar = tqdm(desc="diffusion", unit="step", disable=not progress, leave=False)
         self.engine = BlendingEngine(self.model, settings, progress=self._bar.update)
         self.progress = progress
-        self._keyframes: list[Branch] | None = None
+        self._beginning: Beginning | None = None
         self._conds: list[Conditioning] = []
         self.plan: BranchingPlan | None = None
 
@@ -73,22 +73,27 @@ class MovieRenderer:
 
     def keyframes(self) -> list[Branch]:
         """The keyframe branches (computed on first use)."""
-        if self._keyframes is None:
+        if self._beginning is None:
             kfs = self.project.keyframes
-            self._bar.total = len(kfs) * self.settings.steps
-            self._bar.refresh()
+            self._set_total(None if self.settings.time_budget else self.settings.branching_plan())
             self._conds = self.engine.encode([kf.prompt for kf in kfs])
-            self._keyframes = self.engine.keyframes(self._conds, [kf.seed for kf in kfs])
-            self.plan = self.engine.plan(segments=len(kfs) - 1)
-            extra = self.plan.branch_steps(0) * (len(kfs) - 1)
-            self._bar.total += extra
-            self._bar.refresh()
-        return self._keyframes
+            self._beginning = self.engine.begin(self._conds, [kf.seed for kf in kfs])
+            self.plan = self._beginning.plan
+            self._set_total(self.plan)
+        return self._beginning.keyframes
+
+    def _set_total(self, plan: BranchingPlan | None) -> None:
+        """Sets the diffusion bar's total: the keyframes' steps, and the plan's if known."""
+        segments = len(self.project.keyframes) - 1
+        extra = plan.branch_steps(0) * segments if plan is not None else 0
+        self._bar.total = (segments + 1) * self.settings.steps + extra
+        self._bar.refresh()
 
     def trees(self) -> Iterator[TransitionTree]:
         """The transition tree of each segment in order, computed as it is asked for (a few
         neighbouring segments at a time, their levels batched together)."""
-        yield from self.engine.transitions(self.keyframes(), self._conds, self.plan)
+        self.keyframes()
+        yield from self.engine.transitions(self._beginning, self._conds)
 
     def recorded_project(self) -> Project:
         """The project as rendered: seeds drawn, defaults resolved, the plan written out."""

@@ -137,11 +137,11 @@ class AnimationRenderer:
         engine.stats = self.stats
         conds = self._encode()
         seeds = [self.animation.seed + i for i in range(len(self.keyframes))]
-        branches = engine.keyframes(conds, seeds)
-        plan = engine.plan(segments=len(branches) - 1)
+        beginning = engine.begin(conds, seeds)
+        branches = beginning.keyframes
         positions = [k.frame for k in self.keyframes]
         yield from [branches[0].image] * positions[0]
-        for i, tree in enumerate(engine.transitions(branches, conds, plan)):
+        for i, tree in enumerate(engine.transitions(beginning, conds)):
             slots = positions[i + 1] - positions[i] + 1
             yield from segment_frames(tree.images, tree.distances, slots, last=False)
         yield from [branches[-1].image] * (self.frames - positions[-1])

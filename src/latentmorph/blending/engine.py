@@ -38,6 +38,16 @@ class _Job:
 
 
 @dataclass
+class Beginning:
+    """Keyframes and plan of a movie; `first_level`, when given, holds each segment's first-level
+    branches (computed with the keyframes, parents not yet set)."""
+
+    keyframes: list[Branch]
+    plan: BranchingPlan
+    first_level: list[list[Branch]] | None = None
+
+
+@dataclass
 class EngineStats:
     """What the engine has computed so far."""
 
@@ -115,6 +125,99 @@ class BlendingEngine:
             for i, (trajectory, image) in enumerate(zip(trajectories, images, strict=True))
         ]
 
+    def begin(self, conds: Sequence[Conditioning], seeds: Sequence[int]) -> Beginning:
+        """The keyframes and the branching plan, ready for `transitions`.
+
+        The first level of every segment needs no distances (each segment is one gap), so when
+        the plan is known beforehand (no time budget) it runs in the keyframes' batch from its
+        injection step on, as far as the batch limit allows.
+        """
+        s = self.settings
+        segments = len(seeds) - 1
+        if s.time_budget is None and s.batched and segments > 0:
+            plan = s.branching_plan()
+            if plan.levels:
+                beginning = self._begin_with_first_level(conds, seeds, plan)
+                if beginning is not None:
+                    return beginning
+        return Beginning(self.keyframes(conds, seeds), self.plan(segments=max(segments, 1)))
+
+    def _begin_with_first_level(
+        self, conds: Sequence[Conditioning], seeds: Sequence[int], plan: BranchingPlan
+    ) -> Beginning | None:
+        """The beginning with the first level grown in the keyframes' batch; None when that
+        batch is over the limit or the device runs out of memory (the limit is then halved)."""
+        rows = len(seeds) + (len(seeds) - 1) * (plan.levels[0].total - 2)
+        if rows > self.batch_limit:
+            return None
+        counted = dataclasses.replace(self.stats)
+        self._reported = 0
+        try:
+            keyframes, first_level = self._keyframes_with_first_level(conds, seeds, plan.levels[0])
+            return Beginning(keyframes, plan, first_level)
+        except RuntimeError as error:
+            if not is_out_of_memory(error):
+                raise
+        vars(self.stats).update(vars(counted))  # the stats object may be shared: reset in place
+        self._halve_batches(rows)
+        return None
+
+    def _keyframes_with_first_level(
+        self, conds: Sequence[Conditioning], seeds: Sequence[int], level: Level
+    ) -> tuple[list[Branch], list[list[Branch]]]:
+        """The keyframes, and the first level's branches of each segment (without parents),
+        computed in one batch from the level's injection step on."""
+        s = self.settings
+        count, start, keys = level.total - 2, level.start, len(seeds)
+        fractions = [i / (count + 1) for i in range(1, count + 1)] * (keys - 1)
+        left = torch.arange(keys - 1, device=self.model.device).repeat_interleave(count)
+        mix = torch.tensor(fractions)
+        children = [conds[i].lerp(conds[i + 1], f) for i, f in zip(left.tolist(), fractions)]
+        crossfeed = s.keyframe_crossfeed
+        keyframe_hook = None
+        if crossfeed.active:
+            keyframe_hook = self._keyframe_hook(crossfeed.keyframe_coefficients(s.steps), None)
+        parental = s.parental_crossfeed.parental_coefficients(s.steps, start)
+
+        def between(rows: torch.Tensor) -> torch.Tensor:
+            return slerp(rows[left], rows[left + 1], mix)
+
+        def hook(step: int, latents: torch.Tensor) -> torch.Tensor:
+            if step == start:  # the keyframe pull of this step is already applied
+                return latents
+            rows, branches = latents[:keys], latents[keys:]
+            if keyframe_hook is not None:
+                rows = keyframe_hook(step, rows)
+            if s.parental_crossfeed.active and parental[step] > 0:
+                branches = slerp(branches, between(rows), float(parental[step]))
+            return torch.cat([rows, branches])
+
+        noise = self.model.noise(seeds, s.width, s.height, s.steps)
+        cond = Conditioning.cat(list(conds))
+        guidance = [s.guidance_scale] * keys
+        head = self._denoise(noise, cond, 0, guidance, keyframe_hook, stop=start)
+        rows = head[-1] if keyframe_hook is None else keyframe_hook(start, head[-1])
+        tail = self._denoise(
+            torch.cat([rows, between(rows)]),
+            Conditioning.cat([cond, *children]),
+            start,
+            guidance + [s.guidance_at(f) for f in fractions],
+            hook,
+        )
+        images: list = []
+        self._in_batches(
+            tail[-1].shape[0], lambda r: images.extend(self._decode(tail[-1][r.start : r.stop]))
+        )
+        keyframes = [
+            Branch(float(i), 0, 0, [x[i : i + 1] for x in (*head[:-1], *tail)], images[i])
+            for i in range(keys)
+        ]
+        grown = [
+            Branch(f, 1, start, [x[j : j + 1] for x in tail], images[j])
+            for j, f in enumerate(fractions, start=keys)
+        ]
+        return keyframes, [grown[i * count : (i + 1) * count] for i in range(keys - 1)]
+
     def plan(self, segments: int = 1) -> BranchingPlan:
         """The branching plan: from the settings, or fitted to the time budget from the step and
         image times measured on the keyframes (call `keyframes` first)."""
@@ -142,31 +245,43 @@ class BlendingEngine:
         return self._grow_trees([(first, last, cond_first, cond_last)], plan)[0]
 
     def transitions(
-        self, keyframes: Sequence[Branch], conds: Sequence[Conditioning], plan: BranchingPlan
+        self, beginning: Beginning, conds: Sequence[Conditioning]
     ) -> Iterator[TransitionTree]:
         """The trees between consecutive keyframes, in order. Neighbouring segments grow
         together, each level of them in one batch, as many at a time as keep about
         `WINDOW_IMAGES` images (and their trajectories) in memory."""
+        keyframes, plan, first_level = beginning.keyframes, beginning.plan, beginning.first_level
         window = max(1, WINDOW_IMAGES // plan.branches)
-        for begin in range(0, len(keyframes) - 1, window):
+        for start in range(0, len(keyframes) - 1, window):
+            window_segments = range(start, min(start + window, len(keyframes) - 1))
             segments = [
-                (keyframes[i], keyframes[i + 1], conds[i], conds[i + 1])
-                for i in range(begin, min(begin + window, len(keyframes) - 1))
+                (keyframes[i], keyframes[i + 1], conds[i], conds[i + 1]) for i in window_segments
             ]
-            yield from self._grow_trees(segments, plan)
+            grown = [first_level[i] for i in window_segments] if first_level else None
+            yield from self._grow_trees(segments, plan, grown)
 
     def _grow_trees(
         self,
         segments: Sequence[tuple[Branch, Branch, Conditioning, Conditioning]],
         plan: BranchingPlan,
+        first_level: list[list[Branch]] | None = None,
     ) -> list[TransitionTree]:
+        """Trees of the segments, grown level by level; `first_level` branches, when given, fill
+        each tree's first level."""
         trees = []
         for first, last, _, _ in segments:
             first = dataclasses.replace(first, fraction=0.0)
             last = dataclasses.replace(last, fraction=1.0)
             trees.append(TransitionTree(first, last, self.distance([first.image], [last.image])[0]))
+        if first_level is not None:
+            for tree, grown in zip(trees, first_level, strict=True):
+                parents = (tree.branches[0], tree.branches[1])
+                new = [dataclasses.replace(b, parents=parents) for b in grown]
+                images = [b.image for b in (parents[0], *new, parents[1])]
+                tree.fill(0, new, self.distance(images[:-1], images[1:]))
         conds = [(cond_first, cond_last) for _, _, cond_first, cond_last in segments]
-        for level_no, level in enumerate(plan.levels, start=1):
+        levels = list(enumerate(plan.levels, start=1))
+        for level_no, level in levels[1:] if first_level is not None else levels:
             self._grow_level(trees, conds, level_no, level)
         return trees
 
@@ -326,13 +441,14 @@ class BlendingEngine:
         if self.progress is not None:
             self.progress(images)
 
-    def _denoise(self, latents, cond, start, guidance, hook) -> list[torch.Tensor]:
+    def _denoise(self, latents, cond, start, guidance, hook, stop=None) -> list[torch.Tensor]:
         steps = self.settings.steps
+        stop = steps if stop is None else stop
         trajectory = self.model.denoise(
-            latents, cond, steps, start, steps, torch.tensor(guidance), hook, self._report
+            latents, cond, steps, start, stop, torch.tensor(guidance), hook, self._report
         )
-        self.stats.unet_calls += steps - start
-        self.stats.image_steps += (steps - start) * latents.shape[0]
+        self.stats.unet_calls += stop - start
+        self.stats.image_steps += (stop - start) * latents.shape[0]
         return trajectory
 
     def _decode(self, latents: torch.Tensor):
