@@ -140,7 +140,7 @@ class BlendingEngine:
                 beginning = self._begin_with_first_level(conds, seeds, plan)
                 if beginning is not None:
                     return beginning
-        return Beginning(self.keyframes(conds, seeds), self.plan(segments=max(segments, 1)))
+        return Beginning(self.keyframes(conds, seeds), self._plan(max(segments, 1)))
 
     def _begin_with_first_level(
         self, conds: Sequence[Conditioning], seeds: Sequence[int], plan: BranchingPlan
@@ -218,9 +218,9 @@ class BlendingEngine:
         ]
         return keyframes, [grown[i * count : (i + 1) * count] for i in range(keys - 1)]
 
-    def plan(self, segments: int = 1) -> BranchingPlan:
+    def _plan(self, segments: int) -> BranchingPlan:
         """The branching plan: from the settings, or fitted to the time budget from the step and
-        image times measured on the keyframes (call `keyframes` first)."""
+        image times measured on the keyframes (computed first)."""
         s = self.settings
         if s.time_budget is None:
             return s.branching_plan()
