@@ -276,9 +276,7 @@ class BlendingEngine:
         if first_level is not None:
             for tree, grown in zip(trees, first_level, strict=True):
                 parents = (tree.branches[0], tree.branches[1])
-                new = [dataclasses.replace(b, parents=parents) for b in grown]
-                images = [b.image for b in (parents[0], *new, parents[1])]
-                tree.fill(0, new, self.distance(images[:-1], images[1:]))
+                self._fill(tree, 0, [dataclasses.replace(b, parents=parents) for b in grown])
         conds = [(cond_first, cond_last) for _, _, cond_first, cond_last in segments]
         levels = list(enumerate(plan.levels, start=1))
         for level_no, level in levels[1:] if first_level is not None else levels:
@@ -311,10 +309,13 @@ class BlendingEngine:
         # from the last job back, so that the gap indices still to fill stay valid
         for tree, allocation in reversed(list(zip(trees, allocations, strict=True))):
             for gap, count in reversed(allocation):
-                new = [branches.pop() for _ in range(count)][::-1]
-                chain = [tree.branches[gap], *new, tree.branches[gap + 1]]
-                images = [b.image for b in chain]
-                tree.fill(gap, new, self.distance(images[:-1], images[1:]))
+                self._fill(tree, gap, [branches.pop() for _ in range(count)][::-1])
+
+    def _fill(self, tree: TransitionTree, gap: int, new: list[Branch]) -> None:
+        """Puts new branches into a gap of the tree, with the distances along the new chain."""
+        chain = [tree.branches[gap], *new, tree.branches[gap + 1]]
+        images = [b.image for b in chain]
+        tree.fill(gap, new, self.distance(images[:-1], images[1:]))
 
     def _job(
         self,
