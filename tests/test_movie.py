@@ -80,6 +80,31 @@ def test_segments_grow_together_and_match_one_at_a_time(tiny_sd, monkeypatch, ke
     assert [len(tree) for tree in images_windowed] == [5, 5, 5]
 
 
+@pytest.mark.parametrize("plan", ["3@s0 5@s3", "4@s7", "3@s2 4@s3 6@s6"])
+def test_first_level_with_the_keyframes_matches_one_at_a_time_at_any_injection_step(tiny_sd, plan):
+    import dataclasses
+
+    from latentmorph.render import MovieRenderer
+
+    def grow(settings):
+        project = dataclasses.replace(_project(durations=(1.0, 1.0)), settings=settings)
+        renderer = MovieRenderer(project, tiny_sd, progress=False)
+        return renderer, [tree for tree in renderer.trees()]
+
+    settings = BlendSettings(plan=plan, distance="pixel", parental_crossfeed=(0.8, 0.9, 0.7))
+    together, trees = grow(settings)
+    _, alone = grow(settings.replace(batched=False))
+    for tree_a, tree_b in zip(trees, alone, strict=True):
+        assert tree_a.fractions == tree_b.fractions
+        for a, b in zip(tree_a.images, tree_b.images, strict=True):
+            assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 2
+    first = together.plan.levels[0]
+    assert together.engine.stats.unet_calls == 8 + sum(
+        8 - lv.start for lv in together.plan.levels[1:]
+    )
+    assert {b.start for t in trees for b in t.branches if b.level == 1} == {first.start}
+
+
 def test_project_file_reproduces_the_movie(tiny_sd, tmp_path):
     project = _project(durations=(0.8, 0.8))
     project.keyframes[1].seed = None  # drawn at random, then recorded
