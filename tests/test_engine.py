@@ -181,9 +181,12 @@ def test_keyframe_crossfeed_runs_the_keyframes_as_one_batch(tiny_sd):
     crossfeed = (0.8, 0.6, 0.5)
     batched, together = _keyframes(tiny_sd, [1, 2, 3], keyframe_crossfeed=crossfeed)
     single, alone = _keyframes(tiny_sd, [1, 2, 3], keyframe_crossfeed=crossfeed, batched=False)
+    capped, pairs = _keyframes(tiny_sd, [1, 2, 3], keyframe_crossfeed=crossfeed, max_batch=2)
     assert batched.stats.unet_calls == 8 and single.stats.unet_calls == 24
-    for a, b in zip(together, alone, strict=True):
+    assert capped.stats.unet_calls == 16  # keyframes 1 and 2, then 3 pulled toward 2
+    for a, b, c in zip(together, alone, pairs, strict=True):
         assert np.abs(_arrays([a.image])[0] - _arrays([b.image])[0]).max() <= 1
+        assert np.abs(_arrays([c.image])[0] - _arrays([b.image])[0]).max() <= 1
     # each keyframe is pulled toward the one before it, itself already pulled
     _, free = _keyframes(tiny_sd, [1, 2, 3])
     assert (_arrays([together[0].image])[0] == _arrays([free[0].image])[0]).all()
