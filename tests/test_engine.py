@@ -18,6 +18,11 @@ def _arrays(images):
     return [np.asarray(i, dtype=np.int16) for i in images]
 
 
+def _assert_same_images(first, second, tolerance: int = 2) -> None:
+    for a, b in zip(_arrays(first), _arrays(second), strict=True):
+        assert np.abs(a - b).max() <= tolerance
+
+
 def test_tree_properties(any_model):
     tr, images = _render(any_model, branches=9)
     tree = tr.tree
@@ -54,8 +59,7 @@ def test_batched_equals_one_at_a_time(request, fixture):
     batched, images = _render(model, branches=12, guidance_scale=3.0)
     single, alone = _render(model, branches=12, guidance_scale=3.0, batched=False)
     assert batched.tree.fractions == single.tree.fractions
-    for a, b in zip(_arrays(images), _arrays(alone), strict=True):
-        assert np.abs(a - b).max() <= 2
+    _assert_same_images(images, alone)
     stats_b, stats_s = batched._renderer.engine.stats, single._renderer.engine.stats
     assert stats_b.image_steps == stats_s.image_steps
     assert stats_b.unet_calls < stats_s.unet_calls
@@ -213,6 +217,16 @@ class _BatchRecorder:
         return self.denoise(latents, *args, **kwargs)
 
 
+def _engine_where_memory_fits(model, monkeypatch, plan: str, fits: int):
+    """An engine for `plan` whose model runs out of memory above `fits` images; with the
+    batch recorder and the list of progress steps it reports."""
+    recorder = _BatchRecorder(model, fits=fits)
+    monkeypatch.setattr(model, "denoise", recorder)
+    steps: list[int] = []
+    resolved, _ = BlendSettings(plan=plan).resolve(model)
+    return BlendingEngine(model, resolved, progress=steps.append), recorder, steps
+
+
 def test_max_batch_caps_the_batches_and_keeps_the_images(tiny_sd, monkeypatch):
     _, whole = _render(tiny_sd, plan="3@s2 9@s4")
     recorder = _BatchRecorder(tiny_sd)
@@ -221,38 +235,28 @@ def test_max_batch_caps_the_batches_and_keeps_the_images(tiny_sd, monkeypatch):
     # keyframes to step 2, then with level 1; level 2's six branches as 4 + 2
     assert recorder.sizes == [2, 3, 4, 2]
     assert capped._renderer.engine.stats.unet_calls == 2 + 6 + 4 + 4
-    for a, b in zip(_arrays(whole), _arrays(images), strict=True):
-        assert np.abs(a - b).max() <= 2
+    _assert_same_images(whole, images)
 
 
 def test_running_out_of_memory_halves_the_batch_and_goes_on(tiny_sd, monkeypatch, caplog):
     _, whole = _render(tiny_sd, plan="7@s3")
-    recorder = _BatchRecorder(tiny_sd, fits=2)
-    monkeypatch.setattr(tiny_sd, "denoise", recorder)
-    steps = []
-    resolved, _ = BlendSettings(plan="7@s3").resolve(tiny_sd)
-    engine = BlendingEngine(tiny_sd, resolved, progress=steps.append)
+    engine, recorder, steps = _engine_where_memory_fits(tiny_sd, monkeypatch, "7@s3", fits=2)
     conds = engine.encode(PROMPTS)
     first, last = engine.keyframes(conds, [420, 421])
-    tree = engine.transition(first, last, *conds, resolved.branching_plan())
+    tree = engine.transition(first, last, *conds, engine.settings.branching_plan())
     assert recorder.sizes == [2, 5, 2, 2, 1]  # 5 fail; 2 + 2 + 1 succeed
     assert engine.batch_limit == 2
     assert "out of memory on cpu with 5 images in a batch; going on with at most 2" in caplog.text
     assert sum(steps) == engine.stats.image_steps == 2 * 8 + 5 * 5
     assert engine.stats.unet_calls == 8 + 3 * 5
-    for a, b in zip(_arrays(whole), _arrays(tree.images), strict=True):
-        assert np.abs(a - b).max() <= 2
+    _assert_same_images(whole, tree.images)
 
 
 def test_out_of_memory_in_the_keyframes_batch_falls_back_to_level_by_level(
     tiny_sd, monkeypatch, caplog
 ):
     _, whole = _render(tiny_sd, plan="4@s4")
-    recorder = _BatchRecorder(tiny_sd, fits=2)
-    monkeypatch.setattr(tiny_sd, "denoise", recorder)
-    steps = []
-    resolved, _ = BlendSettings(plan="4@s4").resolve(tiny_sd)
-    engine = BlendingEngine(tiny_sd, resolved, progress=steps.append)
+    engine, recorder, steps = _engine_where_memory_fits(tiny_sd, monkeypatch, "4@s4", fits=2)
     conds = engine.encode(PROMPTS)
     (tree,) = engine.transitions(engine.begin(conds, [420, 421]), conds)
     # keyframes to step 4, then 4 rows fail; keyframes alone, then the level alone
@@ -260,8 +264,7 @@ def test_out_of_memory_in_the_keyframes_batch_falls_back_to_level_by_level(
     assert "with 4 images in a batch; going on with at most 2" in caplog.text
     assert sum(steps) == engine.stats.image_steps == 2 * 8 + 2 * 4
     assert engine.stats.unet_calls == 8 + 4 and engine.stats.images == 4
-    for a, b in zip(_arrays(whole), _arrays(tree.images), strict=True):
-        assert np.abs(a - b).max() <= 2
+    _assert_same_images(whole, tree.images)
 
 
 def test_running_out_of_memory_with_one_image_is_a_one_line_error(tiny_sd, monkeypatch):
