@@ -64,7 +64,6 @@ class MovieRenderer:
         self.progress = progress
         self._beginning: Beginning | None = None
         self._conds: list[Conditioning] = []
-        self.plan: BranchingPlan | None = None
 
     def retime(self, duration: float, fps: float) -> None:
         """Changes the length of a one-segment movie; computed trees stay valid."""
@@ -78,9 +77,13 @@ class MovieRenderer:
             self._set_total(None if self.settings.time_budget else self.settings.branching_plan())
             self._conds = self.engine.encode([kf.prompt for kf in kfs])
             self._beginning = self.engine.begin(self._conds, [kf.seed for kf in kfs])
-            self.plan = self._beginning.plan
             self._set_total(self.plan)
         return self._beginning.keyframes
+
+    @property
+    def plan(self) -> BranchingPlan | None:
+        """The branching plan (known once the keyframes are computed)."""
+        return self._beginning.plan if self._beginning is not None else None
 
     def _set_total(self, plan: BranchingPlan | None) -> None:
         """Sets the diffusion bar's total: the keyframes' steps, and the plan's if known."""
