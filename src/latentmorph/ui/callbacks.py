@@ -198,13 +198,7 @@ def render_movie(
     """Renders a movie through all keyframes; returns the video, downloads and a status line."""
     with user_errors():
         project = movie_project(model, shots, form)
-    return _render(
-        models,
-        session,
-        model,
-        "movie",
-        lambda m, out, stop: rendering.render_movie(project, m, out, stop),
-    )
+    return _render_movie(models, session, model, "movie", project)
 
 
 def render_transition(
@@ -222,11 +216,17 @@ def render_transition(
         if first == last:
             raise InputError("transition: pick two different keyframes")
         project = movie_project(model, pair, form)
+    return _render_movie(models, session, model, "transition", project)
+
+
+def _render_movie(
+    models: ModelCache, session: str, model: str, stem: str, project: Project
+) -> RenderResult:
     return _render(
         models,
         session,
         model,
-        "transition",
+        stem,
         lambda m, out, stop: rendering.render_movie(project, m, out, stop),
     )
 
