@@ -1,6 +1,4 @@
 import json
-import sys
-import types
 
 import pytest
 import torch
@@ -97,75 +95,3 @@ def test_device_and_dtype_are_validated():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no CUDA GPU"):
             load_pipeline("tiny-sd", device="cuda")
-
-
-def test_distance_auto_works_offline_and_lpips_is_explicit(monkeypatch):
-    from latentmorph.blending.distance import get_distance, pixel_distance
-
-    monkeypatch.setitem(sys.modules, "lpips", None)  # not installed
-    assert get_distance("auto") is pixel_distance
-    with pytest.raises(InputError, match="^distance: lpips is not installed; pip install lpips$"):
-        get_distance("lpips")
-    with pytest.raises(InputError, match="distance: 'ssim'"):
-        get_distance("ssim")
-
-
-class _MeanAbsoluteLPIPS(torch.nn.Module):
-    """Stands in for lpips.LPIPS: mean absolute difference of the [-1, 1] images."""
-
-    def __init__(self, net: str, verbose: bool) -> None:
-        super().__init__()
-        assert net == "alex"
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a - b).abs().mean(dim=(1, 2, 3), keepdim=True)
-
-
-class _MissingWeightsLPIPS:
-    def __init__(self, **kwargs) -> None:
-        raise OSError("alexnet weights not found")
-
-
-def _fake_lpips(monkeypatch, model) -> None:
-    module = types.ModuleType("lpips")
-    module.LPIPS = model
-    monkeypatch.setitem(sys.modules, "lpips", module)
-
-
-def test_lpips_is_used_when_it_loads(monkeypatch):
-    from PIL import Image
-
-    from latentmorph.blending.distance import get_distance, pixel_distance
-
-    _fake_lpips(monkeypatch, _MeanAbsoluteLPIPS)
-    distance = get_distance("auto")
-    assert distance is not pixel_distance
-    black, white = Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), "white")
-    grey = Image.new("RGB", (8, 8), (51, 51, 51))
-    assert distance([black, black], [white, grey]) == pytest.approx([2.0, 51 / 127.5])
-
-
-def test_lpips_without_weights_falls_back_with_a_note_unless_asked_for(monkeypatch, caplog):
-    from latentmorph.blending.distance import get_distance, pixel_distance
-
-    _fake_lpips(monkeypatch, _MissingWeightsLPIPS)
-    assert get_distance("auto") is pixel_distance
-    assert "lpips could not load (alexnet weights not found); using the pixel distance" in (
-        caplog.text
-    )
-    with pytest.raises(
-        InputError, match=r"^distance: lpips could not load its weights \(alexnet weights not"
-    ):
-        get_distance("lpips")
-
-
-def test_pixel_distance_orders_changes_by_size():
-    from PIL import Image
-
-    from latentmorph.blending.distance import pixel_distance
-
-    red = Image.new("RGB", (64, 64), (200, 30, 30))
-    darker = Image.new("RGB", (64, 64), (180, 30, 30))
-    blue = Image.new("RGB", (64, 64), (30, 30, 200))
-    near, far, same = pixel_distance([red, red, red], [darker, blue, red])
-    assert same == 0 and 0 < near < far

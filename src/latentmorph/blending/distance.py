@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,6 +16,10 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 Distance = Callable[[Sequence[Image.Image], Sequence[Image.Image]], list[float]]
+
+ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
+"""File name of the AlexNet weights that LPIPS loads through torchvision (its own linear layers
+ship inside the `lpips` package)."""
 
 
 def pixel_distance(a: Sequence[Image.Image], b: Sequence[Image.Image]) -> list[float]:
@@ -35,8 +40,9 @@ def _features(image: Image.Image) -> np.ndarray:
 
 
 def lpips_distance(device: str | torch.device = "cpu") -> Distance:
-    """LPIPS (AlexNet) distance computed on `device`; raises if the package or its weights are
-    not available."""
+    """LPIPS (AlexNet) distance computed on `device`; torchvision downloads AlexNet's weights
+    into torch hub's cache when they are missing. Raises if the package or the weights are not
+    available."""
     import lpips
 
     model = lpips.LPIPS(net="alex", verbose=False).eval().to(device)
@@ -52,20 +58,45 @@ def lpips_distance(device: str | torch.device = "cpu") -> Distance:
     return measure
 
 
-def get_distance(name: str = "auto", device: str | torch.device = "cpu") -> Distance:
-    """The distance named `name`: `pixel`, `lpips`, or `auto` (lpips when it loads, else pixel).
+def alexnet_weights_path() -> Path:
+    """Where torchvision keeps the AlexNet weights LPIPS needs: torch hub's checkpoint cache."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS
 
-    LPIPS runs on `device`.
+
+def get_distance(name: str = "auto", device: str | torch.device = "cpu") -> Distance:
+    """The distance named `name`: `pixel`, `lpips`, or `auto`.
+
+    `auto` is LPIPS when the package is installed and its weights are already in torch hub's
+    cache, else pixel (with a note saying how to get the weights when the package is
+    installed): it never downloads. `lpips` downloads missing weights (about 230 MB, with a
+    progress bar). LPIPS runs on `device`.
     """
     check_choice("distance", name, DISTANCES)
     if name == "pixel":
         return pixel_distance
     try:
-        return lpips_distance(device)
+        import lpips  # noqa: F401
     except ImportError:
         if name == "lpips":
             raise InputError("distance: lpips is not installed; pip install lpips") from None
-    except Exception as error:  # weights missing or not downloadable
+        log.info(
+            "lpips is not installed; using the pixel distance (for LPIPS: pip install lpips, "
+            "then run once with --distance lpips to download its weights)"
+        )
+        return pixel_distance
+    weights = alexnet_weights_path()
+    if not weights.is_file():
+        if name == "auto":
+            log.warning(
+                "LPIPS's weights are not downloaded (%s); using the pixel distance (for LPIPS: "
+                "run once with --distance lpips to download them, about 230 MB)",
+                weights,
+            )
+            return pixel_distance
+        log.warning("downloading LPIPS's AlexNet weights (about 230 MB) to %s", weights.parent)
+    try:
+        return lpips_distance(device)
+    except Exception as error:  # weights unreadable or not downloadable
         if name == "lpips":
             raise InputError(f"distance: lpips could not load its weights ({error})") from None
         log.warning("lpips could not load (%s); using the pixel distance", error)
