@@ -10,8 +10,11 @@ each later level of all segments is one batch. Prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle threads sleep
 
 import torch
 from diffusers.utils import logging as diffusers_logging

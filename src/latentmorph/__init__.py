@@ -4,10 +4,6 @@ The public names are imported on first use, so `import latentmorph` stays cheap.
 """
 
 import importlib
-import os
-
-# Without this, 2-thread torch stalls badly whenever another process competes for the cores.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

@@ -609,6 +609,13 @@ def _render(project, output, args: argparse.Namespace):
     print(summary.line())
 
 
+def _prefer_passive_threads() -> None:
+    """Lets idle OpenMP threads sleep instead of spinning, unless the environment says otherwise:
+    without this, torch on a few cores stalls whenever another process competes for them. It
+    takes effect only when set before torch is imported."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _quiet_libraries() -> None:
     """Silences the libraries' import-time chatter (optional backends, casting notes)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -643,6 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (2 for bad input)."""
     from .errors import LatentmorphError
 
+    _prefer_passive_threads()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
