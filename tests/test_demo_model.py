@@ -12,7 +12,6 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import CLIPTokenizer
 
-from latentmorph.demo import MODEL_DIR
 from latentmorph.demo.components import WORDS
 from latentmorph.demo.dataset import (
     PALETTE,
@@ -24,6 +23,7 @@ from latentmorph.demo.dataset import (
     sample_stream,
 )
 from latentmorph.demo.quality import TEST_PROMPTS, TEST_SEEDS, check, evaluate
+from latentmorph.models.presets import DEMO_MODEL_DIR
 
 
 def test_dataset_is_deterministic():
@@ -63,36 +63,36 @@ def test_test_prompts_cover_vocabulary():
 
 
 def test_shipped_files():
-    weights = list(MODEL_DIR.rglob("*.safetensors"))
+    weights = list(DEMO_MODEL_DIR.rglob("*.safetensors"))
     assert len(weights) == 4
-    total = sum(f.stat().st_size for f in MODEL_DIR.rglob("*") if f.is_file())
+    total = sum(f.stat().st_size for f in DEMO_MODEL_DIR.rglob("*") if f.is_file())
     assert total <= 30 * 2**20
     for path in weights:
         assert all(t.dtype == torch.float16 for t in load_file(path).values()), path
-    defaults = json.loads((MODEL_DIR / "latentmorph.json").read_text())
+    defaults = json.loads((DEMO_MODEL_DIR / "latentmorph.json").read_text())
     assert set(defaults) == {"steps", "guidance_scale", "width", "height"}
-    scheduler = json.loads((MODEL_DIR / "scheduler" / "scheduler_config.json").read_text())
+    scheduler = json.loads((DEMO_MODEL_DIR / "scheduler" / "scheduler_config.json").read_text())
     assert scheduler["_class_name"] in {"DDIMScheduler", "EulerDiscreteScheduler"}
-    training = json.loads((MODEL_DIR / "training.json").read_text())
+    training = json.loads((DEMO_MODEL_DIR / "training.json").read_text())
     assert {"command", "seed", "duration_s", "device", "steps"} <= set(training)
-    assert (MODEL_DIR / "README.md").is_file()
+    assert (DEMO_MODEL_DIR / "README.md").is_file()
 
 
 def test_each_word_is_one_token():
-    tokenizer = CLIPTokenizer.from_pretrained(MODEL_DIR / "tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(DEMO_MODEL_DIR / "tokenizer")
     for word in WORDS:
         assert len(tokenizer.tokenize(word)) == 1, word
 
 
 @pytest.fixture(scope="module")
 def pipeline() -> StableDiffusionXLPipeline:
-    pipe = StableDiffusionXLPipeline.from_pretrained(MODEL_DIR)
+    pipe = StableDiffusionXLPipeline.from_pretrained(DEMO_MODEL_DIR)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 def test_images_show_the_prompt(pipeline):
-    defaults = json.loads((MODEL_DIR / "latentmorph.json").read_text())
+    defaults = json.loads((DEMO_MODEL_DIR / "latentmorph.json").read_text())
     report = evaluate(
         pipeline,
         TEST_PROMPTS,

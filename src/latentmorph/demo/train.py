@@ -1,6 +1,6 @@
 """Train the bundled demo model from scratch on rendered shapes and write it as a diffusers folder.
 
-Run as ``python -m latentmorph.demo.train --output DIR [--seed N] [--device cpu|cuda]``.
+Run it as ``latentmorph train-demo --output DIR [--seed N] [--device cpu|cuda]``.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import shlex
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -221,9 +220,8 @@ def train_demo(
         "command": command
         or shlex.join(
             [
-                sys.executable,
-                "-m",
-                "latentmorph.demo.train",
+                "latentmorph",
+                "train-demo",
                 "--output",
                 str(output_dir),
                 "--seed",
@@ -245,14 +243,3 @@ def train_demo(
     (output_dir / "latentmorph.json").write_text(json.dumps(asdict(recommended), indent=2) + "\n")
     write_model_card(pipeline, output_dir)
     return output_dir
-
-
-def main() -> None:
-    """`python -m latentmorph.demo.train ...`: the same as `latentmorph train-demo ...`."""
-    from ..cli import main as cli_main
-
-    sys.exit(cli_main(["train-demo", *sys.argv[1:]]))
-
-
-if __name__ == "__main__":
-    main()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..demo import MODEL_DIR
 from .adapter import FamilyDefaults
+
+DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo"
+"""The folder of the bundled, trained demo model (a diffusers SDXL pipeline)."""
 
 SD_DEFAULTS = FamilyDefaults(30, 7.5, 512, 512, (0.3, 0.6, 0.9))
 SDXL_DEFAULTS = FamilyDefaults(30, 4.0, 1024, 1024, (0.3, 0.6, 0.9))
@@ -32,7 +35,7 @@ PRESETS: dict[str, Preset] = {
         FamilyDefaults(30, 7.5, 768, 768, (0.3, 0.6, 0.9)),
         "SD 2.1 (v-prediction, 768px)",
     ),
-    "demo": Preset(str(MODEL_DIR), None, "bundled SDXL-architecture demo model, offline"),
+    "demo": Preset(str(DEMO_MODEL_DIR), None, "bundled SDXL-architecture demo model, offline"),
     "tiny-sd": Preset("tiny-sd", TINY_DEFAULTS, "tiny random SD pipeline built in code (noise)"),
     "tiny-sdxl": Preset(
         "tiny-sdxl", TINY_DEFAULTS, "tiny random SDXL pipeline built in code (noise)"
