@@ -561,7 +561,7 @@ def _run_animate(args: argparse.Namespace):
 
 
 def _run_movie(args: argparse.Namespace):
-    from .project import load_project
+    from .project_files import load_project
 
     project = load_project(args.project)
     project.device = args.device or project.device

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -104,10 +106,11 @@ class Project:
     @classmethod
     def load(cls, path: str | Path) -> Project:
         """Reads a movie project file; errors name the file and the field."""
-        project = load_project(path)
-        if not isinstance(project, Project):
+        data = read_project_data(path)
+        if project_kind(data) != "movie":
             raise ProjectFileError(f"{path}: holds an animation, not a movie of keyframes")
-        return project
+        with errors_naming(path):
+            return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: Any) -> Project:
@@ -135,27 +138,29 @@ class Project:
         return cls(keyframes=parsed, settings=BlendSettings(**settings), **options)
 
 
-def load_project(path: str | Path):
-    """Reads a project file: a `Project` (movie of keyframes) or, with `kind: animation`, an
-    `Animation` whose audio and video paths are taken relative to the file's folder."""
+def read_project_data(path: str | Path) -> Any:
+    """The plain data of a project file; errors name the file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as error:
         raise ProjectFileError(f"{path}: cannot be read ({error.strerror})") from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
         raise ProjectFileError(f"{path}: malformed YAML{line}") from None
-    try:
-        if isinstance(data, dict) and data.get("kind") == "animation":
-            from .animation.settings import Animation
 
-            for key in ("audio", "init_video"):
-                if data.get(key):
-                    data[key] = str(path.parent / Path(data[key]).expanduser())
-            return Animation.from_dict(data)
-        return Project.from_dict(data)
+
+def project_kind(data: Any) -> str:
+    """What a project file's data describes: "movie" (of keyframes) or "animation"."""
+    return "animation" if isinstance(data, dict) and data.get("kind") == "animation" else "movie"
+
+
+@contextmanager
+def errors_naming(path: str | Path) -> Iterator[None]:
+    """Turns input errors raised inside into project file errors that name the file."""
+    try:
+        yield
     except InputError as error:
         raise ProjectFileError(f"{path}: {error}") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..blending.settings import BlendSettings
@@ -26,6 +27,7 @@ from .schedules import (
 )
 
 SHARED_WITH_BLEND = ("steps", "negative_prompt", "width", "height", "guidance_scale")
+MEDIA_FIELDS = ("audio", "init_video")
 SCHEDULED = ("guidance_scale", "strength", "zoom", "angle", "translation_x", "translation_y")
 SCHEDULE_RANGES = {
     "guidance_scale": (0.0, None),
@@ -209,8 +211,9 @@ class Animation:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Animation:
-        """The animation described by plain data; raises InputError naming the field."""
+    def from_dict(cls, data: dict[str, Any], folder: Path | None = None) -> Animation:
+        """The animation described by plain data, with its audio and video paths taken relative
+        to `folder` when given; raises InputError naming the field."""
         allowed = [f.name for f in dataclasses.fields(cls)]
         for key in data:
             if key not in allowed + ["kind", "latentmorph", "versions"]:
@@ -221,5 +224,9 @@ class Animation:
         ):
             raise InputError("prompts: give a list of {frame, prompt}")
         values = {k: v for k, v in data.items() if k in allowed and k != "prompts"}
+        if folder is not None:
+            for key in MEDIA_FIELDS:
+                if values.get(key):
+                    values[key] = str(folder / Path(values[key]).expanduser())
         keyframes = [PromptKeyframe(int(p["frame"]), str(p["prompt"])) for p in prompts]
         return cls(prompts=keyframes, **values)

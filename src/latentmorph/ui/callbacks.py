@@ -15,7 +15,8 @@ import gradio as gr
 
 from ..animation.settings import Animation
 from ..errors import InputError, LatentmorphError
-from ..project import Project, load_project, save_project_data
+from ..project import Project, save_project_data
+from ..project_files import load_project
 from . import forms, keyframes, rendering, workspace
 from .keyframes import Shot
 from .models import ModelCache, model_name
