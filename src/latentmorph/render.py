@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from .blending.engine import Beginning, BlendingEngine
 from .blending.plan import BranchingPlan
+from .blending.sheet import TreeOutline, check_sheet_path, outline, write_sheet
 from .blending.tree import Branch, TransitionTree
 from .models.adapter import Conditioning, DiffusionAdapter
 from .models.loading import load_pipeline
@@ -32,12 +33,14 @@ class Summary:
     unet_calls: int
     image_steps: int
     seconds: float
+    sheet: Path | None = None
 
     def line(self) -> str:
+        sheet = f", sheet: {self.sheet}" if self.sheet is not None else ""
         return (
             f"{self.images} images computed, {self.unet_calls} UNet steps "
             f"({self.image_steps} image-steps), {self.frames} frames in {self.seconds:.1f} s "
-            f"-> {self.output} (project: {self.project_file})"
+            f"-> {self.output} (project: {self.project_file}{sheet})"
         )
 
 
@@ -107,9 +110,19 @@ class MovieRenderer:
             settings = settings.replace(plan=None, branches=2, time_budget=None)
         return dataclasses.replace(self.project, settings=settings, model=self.model.name)
 
-    def write(self, output: str | Path, trees: Iterable[TransitionTree] | None = None) -> Summary:
-        """Writes the movie and its project file beside it; `trees` may be given pre-computed."""
+    def write(
+        self,
+        output: str | Path,
+        trees: Iterable[TransitionTree] | None = None,
+        sheet: str | Path | None = None,
+    ) -> Summary:
+        """Writes the movie and its project file beside it; `trees` may be given pre-computed.
+
+        With `sheet` (a .png path), also writes the contact sheet of every segment's tree.
+        """
         output = check_output_path(output)
+        sheet = check_sheet_path(sheet) if sheet is not None else None
+        outlines: list[TreeOutline] = []
         fps = self.project.fps
         size = (self.settings.width, self.settings.height)
         frames = self.positions[-1] + 1
@@ -125,8 +138,12 @@ class MovieRenderer:
                 for frame in segment_frames(tree.images, tree.distances, slots, last):
                     writer.write(frame)
                     bar.update()
+                if sheet is not None:
+                    outlines.append(outline(tree))
         self._bar.close()
         project_file = self.recorded_project().save(project_path_for(output))
+        if sheet is not None:
+            write_sheet(outlines, self.settings.steps, sheet)
         stats = self.engine.stats
         return Summary(
             output=output,
@@ -136,6 +153,7 @@ class MovieRenderer:
             unet_calls=stats.unet_calls,
             image_steps=stats.image_steps,
             seconds=time.perf_counter() - self.started,
+            sheet=sheet,
         )
 
 
@@ -144,7 +162,11 @@ def render_project(
     output: str | Path,
     model: DiffusionAdapter | None = None,
     progress: bool = True,
+    sheet: str | Path | None = None,
 ) -> Summary:
-    """Renders a project to `output` (mp4, webm, gif or a PNG folder) with its project file."""
+    """Renders a project to `output` (mp4, webm, gif or a PNG folder) with its project file, and
+    with `sheet` (a .png path) the contact sheet of its segments' trees."""
     check_output_path(output)
-    return MovieRenderer(project, model, progress).write(output)
+    if sheet is not None:
+        check_sheet_path(sheet)
+    return MovieRenderer(project, model, progress).write(output, sheet=sheet)

@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 from .blending.settings import BlendSettings
+from .blending.sheet import check_sheet_path, write_sheet
 from .blending.tree import TransitionTree
 from .errors import InputError
 from .models.adapter import DiffusionAdapter
@@ -67,11 +68,25 @@ class Transition:
             self.tree = next(self._renderer.trees())
         return self.tree.images
 
-    def write(self, path: str | Path, duration: float = 10.0, fps: float = 30.0) -> Summary:
-        """Writes the movie (round(duration·fps) frames) and its project file beside it."""
+    def write(
+        self,
+        path: str | Path,
+        duration: float = 10.0,
+        fps: float = 30.0,
+        sheet: str | Path | None = None,
+    ) -> Summary:
+        """Writes the movie (round(duration·fps) frames) and its project file beside it, and
+        with `sheet` (a .png path) the transition's contact sheet."""
         if self._renderer is not None and self.tree is not None:
             self._renderer.retime(duration, fps)
-            return self._renderer.write(path, [self.tree])
+            return self._renderer.write(path, [self.tree], sheet=sheet)
         project = dataclasses.replace(self.project, fps=fps, duration=duration)
         self._renderer = MovieRenderer(project, self.model, self.progress)
-        return self._renderer.write(path)
+        return self._renderer.write(path, sheet=sheet)
+
+    def sheet(self, path: str | Path) -> Path:
+        """Writes the contact sheet of the transition (rendered first if need be) as a PNG:
+        the images with the distance of every gap, and the tree of branches."""
+        check_sheet_path(path)
+        self.render()
+        return write_sheet([self.tree], self._renderer.settings.steps, path)
