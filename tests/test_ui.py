@@ -152,8 +152,12 @@ def test_keyframe_actions_without_selection_say_what_to_do(models, session, form
 def test_transition_renders_to_a_playable_mp4_with_its_project_file(models, session, form):
     shots = _shots(models, session, form)
     form.update(fps=12.0)
-    video, files, status = callbacks.render_transition(models, session, MODEL, shots, 2, 0, form)
+    video, sheet, files, status = callbacks.render_transition(
+        models, session, MODEL, shots, 2, 0, form
+    )
     assert video.endswith(".mp4") and Path(video).parent == Path(session)
+    assert sheet.endswith(".png") and Path(sheet).parent == Path(session)
+    assert Image.open(sheet).format == "PNG"
     assert count_frames_and_secs(video)[0] == round(1.0 * 12)
     assert files == [video, str(Path(video).with_suffix(".yaml"))]
     project = yaml.safe_load(Path(files[1]).read_text())
@@ -169,8 +173,9 @@ def test_movie_through_three_keyframes(models, session, form):
     shots = callbacks.edit_keyframe(models, session, MODEL, shots, 0, shots[0].prompt, 0, 2, form)[
         0
     ]
-    video, files, _ = callbacks.render_movie(models, session, MODEL, shots, form)
+    video, sheet, files, _ = callbacks.render_movie(models, session, MODEL, shots, form)
     assert count_frames_and_secs(video)[0] == round((2.0 + 1.0) * 8)
+    assert Path(sheet).is_file()
     project = yaml.safe_load(Path(files[1]).read_text())
     assert [k["seed"] for k in project["keyframes"]] == [0, 10, 20]
     assert [k.get("duration") for k in project["keyframes"]] == [2.0, 1.0, None]
@@ -243,7 +248,7 @@ def test_a_project_file_from_the_command_line_loads_and_renders_again(
     assert [(s.prompt, s.seed) for s in loaded.shots] == [("a red circle", 3), ("a blue square", 4)]
     assert loaded.form["branch_mode"] == "plan" and loaded.form["plan"]
     form.update(loaded.form)
-    video, _, status = callbacks.render_movie(models, session, loaded.model, loaded.shots, form)
+    video, _, _, status = callbacks.render_movie(models, session, loaded.model, loaded.shots, form)
     assert count_frames_and_secs(video)[0] == 8
     assert "3 images" in status
 

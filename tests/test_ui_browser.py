@@ -1,4 +1,5 @@
-"""End to end in headless Chromium: candidates, two keyframes, a rendered movie in the page.
+"""End to end in headless Chromium: candidates, two keyframes, a rendered movie and its sheet in
+the page.
 
 Needs Debian's chromium at /usr/bin/chromium (scripts/install-browser.sh installs it).
 """
@@ -105,6 +106,9 @@ def test_pick_two_keyframes_and_play_the_movie(url, browser):
     duration = page.evaluate("() => document.querySelector('#result video').duration")
     assert duration == pytest.approx(1.0, abs=0.2)
     assert "Done:" in page.locator("#render-status").inner_text()
+    page.wait_for_function(
+        "() => document.querySelector('#sheet img')?.naturalWidth >= 480", timeout=STEP_MS
+    )
     assert outside == []
 
 

@@ -153,7 +153,7 @@ def build_app(
             views,
             **images,
         )
-        result = [kf["video"], kf["files"], kf["status"]]
+        result = [kf["video"], kf["sheet"], kf["files"], kf["status"]]
 
         def on_movie(data: dict, progress=TRACK_TQDM):
             return callbacks.render_movie(
@@ -359,7 +359,15 @@ def _keyframes_tab(form: Form) -> dict[str, Any]:
         c["render_movie"] = gr.Button("Render movie", variant="primary", elem_id="render-movie")
         c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop")
     c["status"] = gr.Markdown(elem_id="render-status")
-    c["video"] = gr.Video(label="Result", interactive=False, elem_id="result")
+    with gr.Row():
+        c["video"] = gr.Video(label="Result", interactive=False, elem_id="result")
+        c["sheet"] = gr.Image(
+            label="Sheet: the computed images, the distance of every gap, the tree",
+            type="filepath",
+            interactive=False,
+            elem_id="sheet",
+            scale=2,
+        )
     c["files"] = gr.File(label="Movie and project file", file_count="multiple", interactive=False)
     return c
 

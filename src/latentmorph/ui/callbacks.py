@@ -23,6 +23,7 @@ from .models import ModelCache, model_name
 
 Views = tuple[list[Shot], list[tuple[str, str]], dict, dict, int | None, str, int | None, float]
 RenderResult = tuple[str, list[str], str]
+MovieResult = tuple[str, str, list[str], str]
 
 
 @contextlib.contextmanager
@@ -195,8 +196,9 @@ def _render(models: ModelCache, session: str, model: str, stem: str, render) -> 
 
 def render_movie(
     models: ModelCache, session: str, model: str, shots: list[Shot], form: Mapping[str, Any]
-) -> RenderResult:
-    """Renders a movie through all keyframes; returns the video, downloads and a status line."""
+) -> MovieResult:
+    """Renders a movie through all keyframes; returns the video, its contact sheet, downloads
+    and a status line."""
     with user_errors():
         project = movie_project(model, shots, form)
     return _render_movie(models, session, model, "movie", project)
@@ -210,7 +212,7 @@ def render_transition(
     first: int | None,
     last: int | None,
     form: Mapping[str, Any],
-) -> RenderResult:
+) -> MovieResult:
     """Renders the transition from keyframe `first` to keyframe `last`."""
     with user_errors():
         pair = [shots[keyframes.check_index(shots, i)] for i in (first, last)]
@@ -222,14 +224,16 @@ def render_transition(
 
 def _render_movie(
     models: ModelCache, session: str, model: str, stem: str, project: Project
-) -> RenderResult:
-    return _render(
+) -> MovieResult:
+    sheet = workspace.unique_path(session, f"{stem}-sheet", ".png")
+    video, files, status = _render(
         models,
         session,
         model,
         stem,
-        lambda m, out, stop: rendering.render_movie(project, m, out, stop),
+        lambda m, out, stop: rendering.render_movie(project, m, out, stop, sheet),
     )
+    return video, str(sheet), files, status
 
 
 def stop_renders(session: str) -> str:

@@ -74,10 +74,15 @@ class _StoppableAnimation(AnimationRenderer):
 
 
 def render_movie(
-    project: Project, model: DiffusionAdapter, output: Path, stop: Callable[[], bool]
+    project: Project,
+    model: DiffusionAdapter,
+    output: Path,
+    stop: Callable[[], bool],
+    sheet: Path | None = None,
 ) -> Summary:
-    """Renders `project` to `output` (with its project file beside it) unless stopped."""
-    return _StoppableMovie(project, model, stop).write(output)
+    """Renders `project` to `output` (with its project file beside it, and its contact sheet
+    at `sheet`) unless stopped."""
+    return _StoppableMovie(project, model, stop).write(output, sheet=sheet)
 
 
 def render_animation(
