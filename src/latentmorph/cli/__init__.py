@@ -1,0 +1,50 @@
+"""The command line: `latentmorph transition`, `movie`, `animate`, `ui` and `train-demo`.
+
+Importing it loads none of torch, numpy or the media libraries; each command imports what it
+uses when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import LatentmorphError
+from . import animate, movie, train_demo, transition, ui
+from .environment import prepare_process
+from .options import EXIT_USAGE, UsageParser
+
+COMMANDS = (transition, movie, animate, ui, train_demo)
+"""The command modules, in the order the help lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; the parsed arguments' `run` runs the chosen one."""
+    parser = UsageParser(
+        prog="latentmorph",
+        description="Butter-smooth videos with latent diffusion models.",
+    )
+    parser.add_argument("--version", action="version", version=f"latentmorph {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=UsageParser)
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (2 for bad input)."""
+    prepare_process()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        args.run(args)
+    except LatentmorphError as error:
+        print(f"latentmorph: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("latentmorph: interrupted; nothing was left under the output name", file=sys.stderr)
+        return 130
+    return 0

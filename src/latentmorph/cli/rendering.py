@@ -1,0 +1,68 @@
+"""Rendering a movie or an animation for a command: notes and onsets on stderr, then the
+summary line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..animation.render import AnimationRenderer
+    from ..animation.settings import Animation
+    from ..models.adapter import DiffusionAdapter
+    from ..project import Project
+    from ..render import MovieRenderer
+
+
+def render_movie(project: Project, output: str | Path, args: argparse.Namespace) -> None:
+    """Renders a movie through a project's keyframes."""
+    from ..render import MovieRenderer
+
+    model = _load_model(project, output, args)
+    _write(MovieRenderer(project, model, progress=not args.quiet), output)
+
+
+def render_animation(animation: Animation, output: str | Path, args: argparse.Namespace) -> None:
+    """Renders an animation, printing the audio onsets it places keyframes on."""
+    from ..animation.render import AnimationRenderer
+
+    model = _load_model(animation, output, args)
+    renderer = AnimationRenderer(animation, model, progress=not args.quiet)
+    if renderer.onsets is not None:
+        times = ", ".join(f"{t:.2f}" for t in renderer.onsets.times)
+        frames = ", ".join(str(f) for f in renderer.onsets.frames)
+        print(
+            f"latentmorph: audio onsets at {times} s; prompt keyframes at frames {frames}",
+            file=sys.stderr,
+        )
+    _write(renderer, output)
+
+
+def _load_model(
+    project: Project | Animation, output: str | Path, args: argparse.Namespace
+) -> DiffusionAdapter:
+    """Checks the output path, then loads the project's model."""
+    from ..models.loading import load_pipeline
+    from ..movie.writers import check_output_path
+
+    check_output_path(output)
+    _hide_loading_bars()
+    return load_pipeline(project.model, project.device, project.dtype, args.allow_pickle)
+
+
+def _write(renderer: MovieRenderer | AnimationRenderer, output: str | Path) -> None:
+    for notice in renderer.notices:
+        print(f"latentmorph: note: {notice}", file=sys.stderr)
+    summary = renderer.write(output)
+    print(summary.line())
+
+
+def _hide_loading_bars() -> None:
+    """Hides the libraries' bars for loading weights from disk (downloads keep theirs)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()

@@ -1,0 +1,147 @@
+"""`latentmorph transition`: a transition video between two prompts."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..choices import DISTANCES, QUALITIES
+from .options import (
+    Commands,
+    add_generation_options,
+    add_model_options,
+    positive_float,
+)
+
+
+def add_parser(commands: Commands) -> None:
+    """Adds the command and its options."""
+    p = commands.add_parser(
+        "transition",
+        help="make a transition video between two prompts",
+        description="Make a latent-blending transition video between two prompts. "
+        "Unset options take the model's defaults.",
+    )
+    p.add_argument("prompt_a", help="prompt of the first keyframe")
+    p.add_argument("prompt_b", help="prompt of the last keyframe")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="transition.mp4",
+        help="output: .mp4, .webm, .gif, or a folder of PNGs (no extension); the project file "
+        "is saved beside it as .yaml (default: transition.mp4)",
+    )
+    p.add_argument(
+        "--seeds",
+        nargs=2,
+        type=int,
+        metavar=("A", "B"),
+        help="seeds of the two keyframes (default: random, recorded in the project)",
+    )
+    add_generation_options(p)
+    count = p.add_mutually_exclusive_group()
+    count.add_argument(
+        "--branches", type=int, help="images computed, both keyframes included (default: 12)"
+    )
+    count.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="choose the number of branches to fit this many seconds",
+    )
+    count.add_argument(
+        "--quality",
+        choices=QUALITIES,
+        help="preset of steps and branches for the movie's frame count",
+    )
+    count.add_argument(
+        "--plan",
+        metavar="PLAN",
+        help="manual branching plan: image counts per level with injection "
+        "strengths or steps, e.g. '4@0.3 8@0.5 20@0.9' or '5@s2 9@s3'",
+    )
+    p.add_argument(
+        "--depth-strength",
+        type=float,
+        default=0.5,
+        help="0..1: how deep into the diffusion the first branches are injected; "
+        "higher keeps more structure of the keyframes (default: 0.5)",
+    )
+    p.add_argument(
+        "--guidance-scale", type=float, help="classifier-free guidance scale (default: the model's)"
+    )
+    p.add_argument(
+        "--guidance-damper",
+        type=float,
+        default=0.7,
+        help="0..1: guidance in the middle of the transition is "
+        "1 + (g - 1)·damper; 1 keeps it constant (default: 0.7)",
+    )
+    p.add_argument("--duration", type=positive_float, default=10.0, help="seconds (default: 10)")
+    p.add_argument(
+        "--fps", type=positive_float, default=30.0, help="frames per second (default: 30)"
+    )
+    p.add_argument(
+        "--keyframe-crossfeed",
+        nargs=3,
+        type=float,
+        metavar=("POWER", "RANGE", "DECAY"),
+        help="pull keyframe 2 toward keyframe 1 (default: 0 0 0, off)",
+    )
+    p.add_argument(
+        "--parental-crossfeed",
+        nargs=3,
+        type=float,
+        metavar=("POWER", "RANGE", "DECAY"),
+        help="pull each branch toward its parents (default: the model's)",
+    )
+    p.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="run branches one at a time instead of batched (for comparison)",
+    )
+    p.add_argument(
+        "--distance",
+        choices=DISTANCES,
+        default="auto",
+        help="perceptual image distance (default: auto: lpips when its weights load, else pixel)",
+    )
+    add_model_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Renders the transition and saves its project file."""
+    from ..blending.settings import BlendSettings
+    from ..project import Keyframe, Project
+    from .rendering import render_movie
+
+    seeds = args.seeds or (None, None)
+    settings = BlendSettings(
+        steps=args.steps,
+        branches=args.branches,
+        time_budget=args.time_budget,
+        depth_strength=args.depth_strength,
+        quality=args.quality,
+        plan=args.plan,
+        guidance_scale=args.guidance_scale,
+        guidance_damper=args.guidance_damper,
+        negative_prompt=args.negative_prompt,
+        prompt_weighting=args.prompt_weighting,
+        width=args.width,
+        height=args.height,
+        keyframe_crossfeed=args.keyframe_crossfeed,
+        parental_crossfeed=args.parental_crossfeed,
+        batched=not args.one_at_a_time,
+        max_batch=args.max_batch,
+        distance=args.distance,
+    )
+    project = Project(
+        keyframes=[Keyframe(args.prompt_a, seeds[0]), Keyframe(args.prompt_b, seeds[1])],
+        model=args.model,
+        fps=args.fps,
+        duration=args.duration,
+        settings=settings,
+        device=args.device,
+        dtype=args.dtype,
+    )
+    render_movie(project, args.output, args)
