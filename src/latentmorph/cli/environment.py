@@ -10,7 +10,7 @@ import sys
 def prepare_process() -> None:
     """Sets the environment defaults of the command's process and shows the library's notes.
 
-    Runs before torch is imported, which reads OMP_WAIT_POLICY when it loads.
+    Call it before torch is imported: OpenMP reads OMP_WAIT_POLICY once, when it starts.
     """
     _prefer_passive_threads()
     _quiet_libraries()
@@ -38,6 +38,7 @@ class _NoteHandler(logging.Handler):
 
 
 def _show_notes() -> None:
+    """Prints the library's logged warnings as notes, with one handler however often it runs."""
     logger = logging.getLogger("latentmorph")
     if not any(isinstance(h, _NoteHandler) for h in logger.handlers):
         logger.addHandler(_NoteHandler())
