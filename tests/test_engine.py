@@ -146,25 +146,24 @@ def test_trajectories_stay_on_the_device_dtype(tiny_sdxl):
         assert all(x.dtype == torch.float32 and x.shape[0] == 1 for x in branch.latents)
 
 
-def test_allocation_gives_branches_to_the_gaps_that_differ_most():
+def test_a_tree_counts_its_branches_by_level():
     from PIL import Image
 
     from latentmorph.blending.tree import Branch, TransitionTree
 
-    def branch(f):
-        return Branch(f, 0, 0, [], Image.new("RGB", (1, 1)))
+    def branch(f, level):
+        return Branch(f, level, 0, [], Image.new("RGB", (1, 1)))
 
-    tree = TransitionTree(branch(0.0), branch(1.0), 3.0)
-    tree.fill(0, [branch(0.5)], [3.0, 1.0])
-    assert tree.allocate(3) == [(0, 3)]  # 3/3 ties 1/1: the earlier gap
-    assert tree.allocate(4) == [(0, 3), (1, 1)]
-    tree.distances = [2.0, 1.5]
-    assert tree.allocate(2) == [(0, 1), (1, 1)]
-    assert tree.fractions == [0.0, 0.5, 1.0]
+    tree = TransitionTree(branch(0.0, 0), branch(1.0, 0), 3.0)
+    tree.fill(0, [branch(0.5, 1)], [3.0, 1.0])
+    tree.fill(0, [branch(0.25, 2)], [2.0, 1.0])
+    assert tree.fractions == [0.0, 0.25, 0.5, 1.0]
+    assert tree.distances == [2.0, 1.0, 1.0]
+    assert [tree.count(level) for level in range(3)] == [2, 1, 1]
 
 
-def test_a_level_adding_more_branches_than_gaps_runs_as_one_batch(tiny_sd):
-    tr, images = _render(tiny_sd, plan="5@s4")
+def test_an_even_level_adding_more_branches_than_gaps_runs_as_one_batch(tiny_sd):
+    tr, images = _render(tiny_sd, plan="5@s4", placement="even")
     assert tr.tree.fractions == [0.0, 0.25, 0.5, 0.75, 1.0]
     stats = tr._renderer.engine.stats
     # the 3 branches (one level, one gap: no distances needed) join the keyframes at step 4
@@ -223,15 +222,15 @@ def _engine_where_memory_fits(model, monkeypatch, plan: str, fits: int):
     recorder = _BatchRecorder(model, fits=fits)
     monkeypatch.setattr(model, "denoise", recorder)
     steps: list[int] = []
-    resolved, _ = BlendSettings(plan=plan).resolve(model)
+    resolved, _ = BlendSettings(plan=plan, placement="even").resolve(model)
     return BlendingEngine(model, resolved, progress=steps.append), recorder, steps
 
 
 def test_max_batch_caps_the_batches_and_keeps_the_images(tiny_sd, monkeypatch):
-    _, whole = _render(tiny_sd, plan="3@s2 9@s4")
+    _, whole = _render(tiny_sd, plan="3@s2 9@s4", placement="even")
     recorder = _BatchRecorder(tiny_sd)
     monkeypatch.setattr(tiny_sd, "denoise", recorder)
-    capped, images = _render(tiny_sd, plan="3@s2 9@s4", max_batch=4)
+    capped, images = _render(tiny_sd, plan="3@s2 9@s4", max_batch=4, placement="even")
     # keyframes to step 2, then with level 1; level 2's six branches as 4 + 2
     assert recorder.sizes == [2, 3, 4, 2]
     assert capped._renderer.engine.stats.unet_calls == 2 + 6 + 4 + 4
@@ -239,7 +238,7 @@ def test_max_batch_caps_the_batches_and_keeps_the_images(tiny_sd, monkeypatch):
 
 
 def test_running_out_of_memory_halves_the_batch_and_goes_on(tiny_sd, monkeypatch, caplog):
-    _, whole = _render(tiny_sd, plan="7@s3")
+    _, whole = _render(tiny_sd, plan="7@s3", placement="even")
     engine, recorder, steps = _engine_where_memory_fits(tiny_sd, monkeypatch, "7@s3", fits=2)
     conds = engine.encode(PROMPTS)
     first, last = engine.keyframes(conds, [420, 421])
@@ -255,7 +254,7 @@ def test_running_out_of_memory_halves_the_batch_and_goes_on(tiny_sd, monkeypatch
 def test_out_of_memory_in_the_keyframes_batch_falls_back_to_level_by_level(
     tiny_sd, monkeypatch, caplog
 ):
-    _, whole = _render(tiny_sd, plan="4@s4")
+    _, whole = _render(tiny_sd, plan="4@s4", placement="even")
     engine, recorder, steps = _engine_where_memory_fits(tiny_sd, monkeypatch, "4@s4", fits=2)
     conds = engine.encode(PROMPTS)
     (tree,) = engine.transitions(engine.begin(conds, [420, 421]), conds)

@@ -91,7 +91,9 @@ def test_first_level_with_the_keyframes_matches_one_at_a_time_at_any_injection_s
         renderer = MovieRenderer(project, tiny_sd, progress=False)
         return renderer, [tree for tree in renderer.trees()]
 
-    settings = BlendSettings(plan=plan, distance="pixel", parental_crossfeed=(0.8, 0.9, 0.7))
+    settings = BlendSettings(
+        plan=plan, distance="pixel", parental_crossfeed=(0.8, 0.9, 0.7), placement="even"
+    )
     together, trees = grow(settings)
     _, alone = grow(settings.replace(batched=False))
     for tree_a, tree_b in zip(trees, alone, strict=True):

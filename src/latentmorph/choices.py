@@ -5,6 +5,7 @@ Free of heavy imports, so that the command line can offer them without loading t
 
 QUALITIES = ("lowest", "low", "medium", "high", "ultra")
 DISTANCES = ("auto", "pixel", "lpips")
+PLACEMENTS = ("adaptive", "even", "sequential")
 ANIMATION_MODES = ("auto", "blend", "walk")
 BORDER_MODES = ("replicate", "reflect", "zero")
 CURVES = ("linear", "sine", "curve")

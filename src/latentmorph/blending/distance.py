@@ -25,18 +25,44 @@ ship inside the `lpips` package)."""
 def pixel_distance(a: Sequence[Image.Image], b: Sequence[Image.Image]) -> list[float]:
     """Distance of each pair from colour at coarse scale and edges at fine scale (no weights).
 
-    Colour differences are taken on 16×16 thumbnails, edge differences on 64×64 grey images,
-    so it sees both a change of palette and a change of structure.
+    Colour: the mean CIELAB ΔE (1976) between 16×16 thumbnails; structure: the mean difference
+    of the lightness edges of 64×64 versions (in L* units). So it sees both a change of palette
+    and a change of structure, in units close to perceived difference.
     """
-    return [float(np.abs(_features(x) - _features(y)).mean()) for x, y in zip(a, b, strict=True)]
+    return [_compare(_features(x), _features(y)) for x, y in zip(a, b, strict=True)]
 
 
-def _features(image: Image.Image) -> np.ndarray:
+def _features(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     rgb = image.convert("RGB")
-    colour = np.asarray(rgb.resize((16, 16), Image.BILINEAR), dtype=np.float32) / 255
-    grey = np.asarray(rgb.convert("L").resize((64, 64), Image.BILINEAR), dtype=np.float32) / 255
-    edges = np.concatenate([np.diff(grey, axis=0).ravel(), np.diff(grey, axis=1).ravel()])
-    return np.concatenate([colour.ravel(), 2 * edges])
+    colour = cielab(np.asarray(rgb.resize((16, 16), Image.BILINEAR)))
+    lightness = cielab(np.asarray(rgb.resize((64, 64), Image.BILINEAR)))[..., 0]
+    edges = np.concatenate([np.diff(lightness, axis=0).ravel(), np.diff(lightness, axis=1).ravel()])
+    return colour, edges
+
+
+def _compare(x: tuple[np.ndarray, np.ndarray], y: tuple[np.ndarray, np.ndarray]) -> float:
+    colour = np.linalg.norm(x[0] - y[0], axis=-1).mean()
+    return float(colour + np.abs(x[1] - y[1]).mean())
+
+
+def cielab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65 white) of 8-bit sRGB pixels: L* in 0..100, a* and b* about -128..127."""
+    c = rgb.astype(np.float32) / 255
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _SRGB_TO_XYZ.T / _D65_WHITE
+    delta = 6 / 29
+    f = np.where(xyz > delta**3, np.cbrt(xyz), xyz / (3 * delta**2) + 4 / 29)
+    return np.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])],
+        axis=-1,
+    )
+
+
+_SRGB_TO_XYZ = np.array(
+    [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]],
+    dtype=np.float32,
+)
+_D65_WHITE = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
 
 
 def lpips_distance(device: str | torch.device = "cpu") -> Distance:

@@ -15,6 +15,7 @@ from ..interpolation import slerp
 from ..models.adapter import Conditioning, DiffusionAdapter
 from ..models.device import is_out_of_memory, release_memory
 from .distance import Distance, get_distance
+from .placement import Picks, get_placement
 from .plan import BranchingPlan, Level, plan_for_budget
 from .settings import BlendSettings
 from .tree import Branch, TransitionTree
@@ -74,6 +75,7 @@ class BlendingEngine:
         self.distance = distance or get_distance(settings.distance, model.device)
         self.progress = progress
         self.stats = EngineStats()
+        self.placement = get_placement(settings.placement)
         self.batch_limit = (settings.max_batch or MAX_BATCH) if settings.batched else 1
         self._reported = 0
 
@@ -128,7 +130,7 @@ class BlendingEngine:
     def begin(self, conds: Sequence[Conditioning], seeds: Sequence[int]) -> Beginning:
         """The keyframes and the branching plan, ready for `transitions`.
 
-        The first level of every segment needs no distances (each segment is one gap), so when
+        The first round of the first level needs no distances (each segment is one gap), so when
         the plan is known beforehand (no time budget) it runs in the keyframes' batch from its
         injection step on, as far as the batch limit allows.
         """
@@ -145,15 +147,19 @@ class BlendingEngine:
     def _begin_with_first_level(
         self, conds: Sequence[Conditioning], seeds: Sequence[int], plan: BranchingPlan
     ) -> Beginning | None:
-        """The beginning with the first level grown in the keyframes' batch; None when that
-        batch is over the limit or the device runs out of memory (the limit is then halved)."""
-        rows = len(seeds) + (len(seeds) - 1) * (plan.levels[0].total - 2)
+        """The beginning with the first round of the first level grown in the keyframes' batch;
+        None when that batch is over the limit or the device runs out of memory (the limit is
+        then halved)."""
+        ((_, fractions),) = self.placement([0.0, 1.0], [1.0], plan.levels[0].total - 2, 0)
+        rows = len(seeds) + (len(seeds) - 1) * len(fractions)
         if rows > self.batch_limit:
             return None
         counted = dataclasses.replace(self.stats)
         self._reported = 0
         try:
-            keyframes, first_level = self._keyframes_with_first_level(conds, seeds, plan.levels[0])
+            keyframes, first_level = self._keyframes_with_first_level(
+                conds, seeds, plan.levels[0].start, fractions
+            )
             return Beginning(keyframes, plan, first_level)
         except RuntimeError as error:
             if not is_out_of_memory(error):
@@ -163,13 +169,17 @@ class BlendingEngine:
         return None
 
     def _keyframes_with_first_level(
-        self, conds: Sequence[Conditioning], seeds: Sequence[int], level: Level
+        self,
+        conds: Sequence[Conditioning],
+        seeds: Sequence[int],
+        start: int,
+        segment_fractions: list[float],
     ) -> tuple[list[Branch], list[list[Branch]]]:
-        """The keyframes, and the first level's branches of each segment (without parents),
-        computed in one batch from the level's injection step on."""
+        """The keyframes, and first-level branches at `segment_fractions` of each segment
+        (without parents), computed in one batch from injection step `start` on."""
         s = self.settings
-        count, start, keys = level.total - 2, level.start, len(seeds)
-        fractions = [i / (count + 1) for i in range(1, count + 1)] * (keys - 1)
+        count, keys = len(segment_fractions), len(seeds)
+        fractions = segment_fractions * (keys - 1)
         left = torch.arange(keys - 1, device=self.model.device).repeat_interleave(count)
         mix = torch.tensor(fractions)
         children = [conds[i].lerp(conds[i + 1], f) for i, f in zip(left.tolist(), fractions)]
@@ -266,8 +276,8 @@ class BlendingEngine:
         plan: BranchingPlan,
         first_level: list[list[Branch]] | None = None,
     ) -> list[TransitionTree]:
-        """Trees of the segments, grown level by level; `first_level` branches, when given, fill
-        each tree's first level."""
+        """Trees of the segments, grown level by level; `first_level` branches, when given, are
+        the first round of each tree's first level."""
         trees = []
         for first, last, _, _ in segments:
             first = dataclasses.replace(first, fraction=0.0)
@@ -278,8 +288,7 @@ class BlendingEngine:
                 parents = (tree.branches[0], tree.branches[1])
                 self._fill(tree, 0, [dataclasses.replace(b, parents=parents) for b in grown])
         conds = [(cond_first, cond_last) for _, _, cond_first, cond_last in segments]
-        levels = list(enumerate(plan.levels, start=1))
-        for level_no, level in levels[1:] if first_level is not None else levels:
+        for level_no, level in enumerate(plan.levels, start=1):
             self._grow_level(trees, conds, level_no, level)
         return trees
 
@@ -290,26 +299,43 @@ class BlendingEngine:
         level_no: int,
         level: Level,
     ) -> None:
-        """Adds a level's branches to every tree where its images differ most, all in one
-        batch (as far as the batch limit allows)."""
-        allocations = [tree.allocate(level.total - len(tree)) for tree in trees]
+        """Adds a level's branches to every tree in the rounds its placement chooses."""
+        while True:
+            picks = [
+                self.placement(tree.fractions, tree.distances, missing, tree.count(level_no))
+                if (missing := level.total - len(tree)) > 0
+                else []
+                for tree in trees
+            ]
+            if not any(picks):
+                return
+            self._grow_round(trees, conds, picks, level_no, level.start)
+
+    def _grow_round(
+        self,
+        trees: list[TransitionTree],
+        conds: list[tuple[Conditioning, Conditioning]],
+        picks: list[Picks],
+        level_no: int,
+        start: int,
+    ) -> None:
+        """Computes the picked branches of every tree in one batch (as far as the batch limit
+        allows) and puts them into their gaps."""
         jobs = [
-            self._job(tree, gap, i, count, level_no, *cond)
-            for tree, cond, allocation in zip(trees, conds, allocations, strict=True)
-            for gap, count in allocation
-            for i in range(1, count + 1)
+            self._job(tree, gap, fraction, level_no, *cond)
+            for tree, cond, tree_picks in zip(trees, conds, picks, strict=True)
+            for gap, fractions in tree_picks
+            for fraction in fractions
         ]
         branches: list[Branch] = []
         self._in_batches(
             len(jobs),
-            lambda rows: branches.extend(
-                self._grow(jobs[rows.start : rows.stop], level_no, level.start)
-            ),
+            lambda rows: branches.extend(self._grow(jobs[rows.start : rows.stop], level_no, start)),
         )
         # from the last job back, so that the gap indices still to fill stay valid
-        for tree, allocation in reversed(list(zip(trees, allocations, strict=True))):
-            for gap, count in reversed(allocation):
-                self._fill(tree, gap, [branches.pop() for _ in range(count)][::-1])
+        for tree, tree_picks in reversed(list(zip(trees, picks, strict=True))):
+            for gap, fractions in reversed(tree_picks):
+                self._fill(tree, gap, [branches.pop() for _ in fractions][::-1])
 
     def _fill(self, tree: TransitionTree, gap: int, new: list[Branch]) -> None:
         """Puts new branches into a gap of the tree, with the distances along the new chain."""
@@ -321,15 +347,12 @@ class BlendingEngine:
         self,
         tree: TransitionTree,
         gap: int,
-        index: int,
-        count: int,
+        fraction: float,
         level: int,
         cond_first: Conditioning,
         cond_last: Conditioning,
     ) -> _Job:
-        """Branch `index` of `count` spread evenly over a gap."""
-        a, b = tree.branches[gap], tree.branches[gap + 1]
-        fraction = a.fraction + (b.fraction - a.fraction) * index / (count + 1)
+        """A branch at `fraction` inside a gap, with the parents of that gap at `level`."""
         p1, p2 = tree.parents(gap, level)
         return _Job(
             fraction=fraction,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..checks import check_choice, is_number, is_positive
-from ..choices import DISTANCES, QUALITIES
+from ..choices import DISTANCES, PLACEMENTS, QUALITIES
 from ..errors import InputError
 from ..models.adapter import DiffusionAdapter
 from .crossfeed import Crossfeed
@@ -59,6 +59,7 @@ class BlendSettings:
     batched: bool = True
     max_batch: int | None = None
     distance: str = "auto"
+    placement: str = "adaptive"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -104,6 +105,7 @@ class BlendSettings:
         if not isinstance(self.negative_prompt, str):
             raise InputError(f"negative_prompt: {self.negative_prompt!r} is not allowed; use text")
         check_choice("distance", self.distance, DISTANCES)
+        check_choice("placement", self.placement, PLACEMENTS)
         if self.plan is not None:
             BranchingPlan.parse(self.plan, self.steps or 1000)
 

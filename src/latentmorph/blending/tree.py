@@ -45,15 +45,9 @@ class TransitionTree:
     def images(self) -> list[Image.Image]:
         return [b.image for b in self.branches]
 
-    def allocate(self, count: int) -> list[tuple[int, int]]:
-        """Where `count` new branches go: (gap, how many) pairs, gap being the index of the left
-        branch of an adjacent pair. Each branch goes to the gap whose pieces would still differ
-        most (distance / (branches already given + 1)); ties go to the earlier gap."""
-        given = [0] * len(self.distances)
-        for _ in range(count):
-            gap = max(range(len(given)), key=lambda i: (self.distances[i] / (given[i] + 1), -i))
-            given[gap] += 1
-        return [(gap, n) for gap, n in enumerate(given) if n]
+    def count(self, level: int) -> int:
+        """How many branches belong to `level`."""
+        return sum(b.level == level for b in self.branches)
 
     def parents(self, gap: int, level: int) -> tuple[Branch, Branch]:
         """Nearest branches on each side of a gap that belong to a level before `level`."""
