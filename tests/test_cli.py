@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 from imageio_ffmpeg import count_frames_and_secs
+from PIL import Image
 
 from latentmorph.cli import main
 
@@ -70,10 +71,11 @@ def test_out_of_memory_is_a_note_and_max_batch_overrides_the_project(capsys, tmp
 
     monkeypatch.setattr(DiffusionAdapter, "denoise", one_fits)
     out = tmp_path / "t.mp4"
-    code, _, err = _run(capsys, "transition", "a", "b", "-o", str(out), *FAST, "--plan", "4@s4")
+    argv = ["transition", "a", "b", "-o", str(out), *FAST, "--plan", "4@s4", "--placement", "even"]
+    code, _, err = _run(capsys, *argv)
     assert code == 0 and count_frames_and_secs(str(out))[0] == 8
-    # the keyframes' batch with the first level (4 images) fails at its start, then the
-    # keyframes alone (2); then everything runs one image at a time
+    # the keyframes' batch with the first level (4 images: placed evenly, all in one round)
+    # fails at its start, then the keyframes alone (2); then everything runs one image at a time
     note = "latentmorph: note: out of memory on cpu with {} images in a batch; going on with "
     note += "at most {}\n"
     assert err == note.format(4, 2) + note.format(2, 1)
@@ -111,6 +113,9 @@ def test_out_of_memory_is_a_note_and_max_batch_overrides_the_project(capsys, tmp
         (["--device", "tpu"], "device: 'tpu' is not allowed"),
         (["--seeds", "-1", "3"], "keyframes[0].seed: -1 is not allowed"),
         (["--max-batch", "0"], "max_batch: 0 is not allowed; use a whole number of at least 1"),
+        (["--placement", "random"], "argument --placement: invalid choice: 'random'"),
+        (["--sheet", "out.jpg"], "sheet: 'out.jpg' is not allowed; give a file name ending in"),
+        (["--sheet", "missing/s.png"], "its folder"),
     ],
 )
 def test_bad_transition_input_exits_2_with_one_line(capsys, tmp_path, args, message):
@@ -213,9 +218,114 @@ def test_help_documents_every_transition_flag(capsys):
         "--one-at-a-time",
         "--max-batch",
         "--distance",
+        "--placement",
+        "--sheet",
         "--device",
         "--dtype",
         "--allow-pickle",
         "--quiet",
     ]:
         assert flag in text
+
+
+def test_placement_reaches_the_engine_and_the_project_file(capsys, tmp_path, monkeypatch):
+    from latentmorph.blending import engine
+
+    used = []
+
+    def recording(name):
+        used.append(name)
+        return get_placement(name)
+
+    get_placement = engine.get_placement
+    monkeypatch.setattr(engine, "get_placement", recording)
+    out = tmp_path / "t.mp4"
+    argv = ["transition", "a", "b", "-o", str(out), *FAST, "--branches", "4"]
+    code, _, _ = _run(capsys, *argv, "--placement", "sequential")
+    assert code == 0 and used == ["sequential"]
+    recorded = yaml.safe_load((tmp_path / "t.yaml").read_text())
+    assert recorded["settings"]["placement"] == "sequential"
+    code, _, _ = _run(capsys, "movie", str(tmp_path / "t.yaml"), "-o", str(tmp_path / "m.mp4"))
+    assert code == 0 and used == ["sequential", "sequential"]
+    assert yaml.safe_load((tmp_path / "m.yaml").read_text())["settings"]["placement"] == (
+        "sequential"
+    )
+    code, _, _ = _run(capsys, *argv)
+    assert code == 0 and used[-1] == "adaptive"
+    assert yaml.safe_load((tmp_path / "t.yaml").read_text())["settings"]["placement"] == "adaptive"
+
+
+@pytest.mark.parametrize("placement", ["adaptive", "even", "sequential"])
+def test_placement_round_trips_through_a_project_file(tmp_path, placement):
+    from latentmorph.blending.settings import BlendSettings
+    from latentmorph.project import Keyframe, Project
+
+    project = Project(
+        keyframes=[Keyframe("a", 1), Keyframe("b", 2)],
+        settings=BlendSettings(branches=5, placement=placement),
+    )
+    path = project.save(tmp_path / "p.yaml")
+    assert yaml.safe_load(path.read_text())["settings"]["placement"] == placement
+    assert Project.load(path).settings == project.settings
+
+
+def test_a_bad_placement_in_a_project_file_names_the_file_and_field(capsys, tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("keyframes: [a, b]\nsettings: {placement: random}\n")
+    code, _, err = _run(capsys, "movie", str(path), "-o", str(tmp_path / "m.mp4"), "--quiet")
+    assert code == 2 and err.count("\n") == 1
+    assert f"latentmorph: error: {path}: placement: 'random' is not allowed" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
+
+
+def test_sheet_is_written_beside_the_movie_and_named_in_the_summary(capsys, tmp_path):
+    out, sheet = tmp_path / "t.mp4", tmp_path / "t-sheet.png"
+    argv = ["transition", "a", "b", "-o", str(out), *FAST, "--branches", "4"]
+    code, stdout, _ = _run(capsys, *argv, "--sheet", str(sheet))
+    assert code == 0
+    assert Image.open(sheet).format == "PNG"
+    assert stdout.count("\n") == 1
+    assert stdout.endswith(f"-> {out} (project: {tmp_path / 't.yaml'}, sheet: {sheet})\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t-sheet.png", "t.mp4", "t.yaml"]
+
+    again = tmp_path / "m-sheet.png"
+    argv = ["movie", str(tmp_path / "t.yaml"), "-o", str(tmp_path / "m.mp4"), "--quiet"]
+    code, stdout, _ = _run(capsys, *argv, "--sheet", str(again))
+    assert code == 0 and Image.open(again).format == "PNG"
+    assert stdout.endswith(f", sheet: {again})\n")
+
+
+def test_a_bad_sheet_path_exits_2_before_loading_the_model(capsys, tmp_path, monkeypatch):
+    from latentmorph.models import loading
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(loading, "load_pipeline", no_loading)
+    out = tmp_path / "t.mp4"
+    for sheet in (tmp_path / "out.jpg", tmp_path / "missing" / "s.png", tmp_path):
+        code, stdout, err = _run(
+            capsys, "transition", "a", "b", "-o", str(out), *FAST, "--sheet", str(sheet)
+        )
+        assert code == 2 and stdout == ""
+        assert err.count("\n") == 1 and err.startswith(f"latentmorph: error: sheet: '{sheet}'")
+        assert list(tmp_path.iterdir()) == []
+    project = tmp_path / "p.yaml"
+    project.write_text("keyframes: [a, b]\nmodel: tiny-sd\n")
+    argv = ["movie", str(project), "-o", str(tmp_path / "m.mp4"), "--sheet", "m.jpg"]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1 and "sheet: 'm.jpg' is not allowed" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
+
+
+def test_an_animation_has_no_sheet(capsys, tmp_path):
+    project = tmp_path / "a.yaml"
+    project.write_text(
+        "kind: animation\nmodel: tiny-sd\nprompts:\n"
+        "  - {frame: 0, prompt: a}\n  - {frame: 4, prompt: b}\n"
+    )
+    argv = ["movie", str(project), "-o", str(tmp_path / "a.mp4"), "--sheet", "a.png"]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1
+    assert "sheet: 'a.png' is not allowed for an animation" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.yaml"]

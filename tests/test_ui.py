@@ -367,3 +367,34 @@ def test_project_keyframes_give_the_movie_keyframes(models, session, form):
     project = callbacks.movie_project(MODEL, shots, form)
     assert project.keyframes == [Keyframe("x", 0, 1.0), Keyframe("y", 10, 1.0)]
     assert isinstance(project, Project) and project.settings.branches == 4
+
+
+def test_the_placement_field_reaches_the_settings_and_the_project_file(models, session, form):
+    assert forms.blend_settings(form).placement == "adaptive"
+    form.update(placement="sequential")
+    assert forms.blend_settings(form).placement == "sequential"
+    assert forms.blend_form(forms.blend_settings(form))["placement"] == "sequential"
+    shots = _shots(models, session, form, ("x", "y"))
+    assert callbacks.movie_project(MODEL, shots, form).settings.placement == "sequential"
+    assert forms.animation(form, MODEL).blend.placement == "sequential"
+    _, _, files, _ = callbacks.render_transition(models, session, MODEL, shots, 0, 1, form)
+    assert yaml.safe_load(Path(files[1]).read_text())["settings"]["placement"] == "sequential"
+    loaded = callbacks.load_session(models, session, "demo", files[1])
+    assert loaded.form["placement"] == "sequential"
+    form.update(placement="everywhere")
+    with pytest.raises(gr.Error, match="placement: 'everywhere' is not allowed"):
+        callbacks.render_movie(models, session, MODEL, shots, form)
+
+
+def test_the_settings_panel_offers_the_placements():
+    app = build_app(MODEL)
+    try:
+        (field,) = [
+            block
+            for block in app.blocks.values()
+            if getattr(block, "label", None) == "Placement of new branches"
+        ]
+        assert [value for _, value in field.choices] == ["adaptive", "even", "sequential"]
+        assert field.value == "adaptive"
+    finally:
+        app.close()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import InputError
 from .options import Commands, add_model_options
+from .rendering import add_sheet_option
 
 
 def add_parser(commands: Commands) -> None:
@@ -24,6 +26,7 @@ def add_parser(commands: Commands) -> None:
         help="output: .mp4, .webm, .gif or a PNG folder (default: the project "
         "file's name with .mp4)",
     )
+    add_sheet_option(p)
     add_model_options(p)
     p.set_defaults(run=run)
 
@@ -43,6 +46,11 @@ def run(args: argparse.Namespace) -> None:
             project.settings = project.settings.replace(max_batch=args.max_batch)
         render_movie(project, output, args)
     else:
+        if args.sheet is not None:
+            raise InputError(
+                f"sheet: {args.sheet!r} is not allowed for an animation; only a movie of "
+                "keyframes has a contact sheet"
+            )
         if args.max_batch is not None:
             project.blend = project.blend.replace(max_batch=args.max_batch)
         render_animation(project, output, args)

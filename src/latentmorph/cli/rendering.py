@@ -16,12 +16,27 @@ if TYPE_CHECKING:
     from ..render import MovieRenderer
 
 
+SHEET_HELP = (
+    "also write a PNG contact sheet: every computed image with the distance of each gap, "
+    "and the tree"
+)
+
+
+def add_sheet_option(parser: argparse.ArgumentParser) -> None:
+    """The --sheet option of the commands that render movies of keyframes."""
+    parser.add_argument("--sheet", metavar="PATH", help=SHEET_HELP)
+
+
 def render_movie(project: Project, output: str | Path, args: argparse.Namespace) -> None:
-    """Renders a movie through a project's keyframes."""
+    """Renders a movie through a project's keyframes, and its contact sheet with --sheet."""
     from ..render import MovieRenderer
 
+    if args.sheet is not None:
+        from ..blending.sheet import check_sheet_path
+
+        check_sheet_path(args.sheet)
     model = _load_model(project, output, args)
-    _write(MovieRenderer(project, model, progress=not args.quiet), output)
+    _write(MovieRenderer(project, model, progress=not args.quiet), output, sheet=args.sheet)
 
 
 def render_animation(animation: Animation, output: str | Path, args: argparse.Namespace) -> None:
@@ -52,10 +67,12 @@ def _load_model(
     return load_pipeline(project.model, project.device, project.dtype, args.allow_pickle)
 
 
-def _write(renderer: MovieRenderer | AnimationRenderer, output: str | Path) -> None:
+def _write(
+    renderer: MovieRenderer | AnimationRenderer, output: str | Path, **options: str | None
+) -> None:
     for notice in renderer.notices:
         print(f"latentmorph: note: {notice}", file=sys.stderr)
-    summary = renderer.write(output)
+    summary = renderer.write(output, **options)
     print(summary.line())
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..choices import DISTANCES, QUALITIES
+from ..choices import DISTANCES, PLACEMENTS, QUALITIES
 from .options import (
     Commands,
     add_generation_options,
     add_model_options,
     positive_float,
 )
+from .rendering import add_sheet_option
 
 
 def add_parser(commands: Commands) -> None:
@@ -103,8 +104,19 @@ def add_parser(commands: Commands) -> None:
         "--distance",
         choices=DISTANCES,
         default="auto",
-        help="perceptual image distance (default: auto: lpips when its weights load, else pixel)",
+        help="perceptual image distance (default: auto: lpips when its weights are already "
+        "downloaded, else pixel)",
     )
+    p.add_argument(
+        "--placement",
+        choices=PLACEMENTS,
+        default="adaptive",
+        help="where each level's new branches go: adaptive: in rounds, bisecting every gap "
+        "that differs at least 70%% as much as the largest; even: all in one batch, shared out "
+        "by distance (fewest UNet calls); sequential: one at a time in the gap that differs "
+        "most (most UNet calls) (default: adaptive)",
+    )
+    add_sheet_option(p)
     add_model_options(p)
     p.set_defaults(run=run)
 
@@ -134,6 +146,7 @@ def run(args: argparse.Namespace) -> None:
         batched=not args.one_at_a_time,
         max_batch=args.max_batch,
         distance=args.distance,
+        placement=args.placement,
     )
     project = Project(
         keyframes=[Keyframe(args.prompt_a, seeds[0]), Keyframe(args.prompt_b, seeds[1])],

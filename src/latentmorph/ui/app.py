@@ -13,6 +13,7 @@ from ..choices import (
     AUDIO_REDUCTIONS,
     BORDER_MODES,
     CURVES,
+    PLACEMENTS,
     QUALITIES,
 )
 from . import callbacks, forms, workspace
@@ -280,6 +281,13 @@ def _blend_settings() -> Form:
             form["depth_strength"] = gr.Slider(0, 1, d["depth_strength"], label="Depth strength")
             form["guidance_damper"] = gr.Slider(
                 0, 1, d["guidance_damper"], label="Guidance damper (1: constant guidance)"
+            )
+            form["placement"] = gr.Dropdown(
+                list(PLACEMENTS),
+                value=d["placement"],
+                label="Placement of new branches",
+                info="adaptive: in rounds, the gaps that differ most; even: one batch a level "
+                "(fewest UNet calls); sequential: one at a time (most)",
             )
         with gr.Row():
             form["branch_mode"] = gr.Radio(
