@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -18,6 +19,10 @@ from latentmorph.demo.dataset import PALETTE, parse_caption
 
 BORDER = 3
 FOREGROUND_DISTANCE = 40.0
+# a clean image: this share of its pixels (away from the shape's edge) within
+# FOREGROUND_DISTANCE of either the background's or the shape's colour
+CLEAN_SHARE = 0.95
+EDGE_WIDTH = 2
 # Bounding-box fill ratio limits between triangle (0.5), circle (0.785) and square (1.0).
 TRIANGLE_MAX_FILL = 0.64
 CIRCLE_MAX_FILL = 0.89
@@ -135,6 +140,29 @@ def analyse(image: Image.Image | np.ndarray) -> Analysis:
     fill = float(region.sum() / box)
     colour = nearest_colour(np.median(pixels[region], axis=0))
     return Analysis(colour=colour, background=background, shape=_shape_from_fill(fill), fill=fill)
+
+
+def is_clean(image: Image.Image | np.ndarray) -> bool:
+    """Whether an image reads as one clean shape on a flat background: a foreground is found,
+    and nearly every pixel away from the shape's edge has the background's or the shape's
+    colour (double exposures, ghost outlines and textures fail)."""
+    pixels = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+    pixels = pixels.astype(np.float32)
+    ring = np.ones(pixels.shape[:2], dtype=bool)
+    ring[BORDER:-BORDER, BORDER:-BORDER] = False
+    background = np.median(pixels[ring], axis=0)
+    far = np.linalg.norm(pixels - background, axis=-1) > FOREGROUND_DISTANCE
+    if (far & ~ring).sum() < 16:
+        return False
+    shape = np.median(pixels[far & ~ring], axis=0)
+    nearest = np.minimum(
+        np.linalg.norm(pixels - background, axis=-1), np.linalg.norm(pixels - shape, axis=-1)
+    )
+    mask, cross = far.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    edge = cv2.dilate(mask, cross, iterations=EDGE_WIDTH) > cv2.erode(
+        mask, cross, iterations=EDGE_WIDTH
+    )
+    return bool((nearest[~edge] < FOREGROUND_DISTANCE).mean() >= CLEAN_SHARE)
 
 
 def check(prompt: str, seed: int, image: Image.Image | np.ndarray) -> Case:
