@@ -58,6 +58,7 @@ def bench(name: str, model, size: int, steps: int, guidance: float, repeats: int
         width=size,
         height=size,
         distance="pixel",
+        placement="even",  # one batch a level: the figures compare the two ways of batching
     )
     settings, _ = base.resolve(model)
     run_once(model, settings)  # warm-up

@@ -38,8 +38,9 @@ class BlendSettings:
 
     Branch count: `branches`, or `time_budget` seconds, or a `quality` preset, or a manual
     `plan` (`COUNT@STRENGTH` / `COUNT@sSTEP` items); with none of them, 12 branches.
-    `max_batch` caps the images in one UNet batch (None: a whole level; halved automatically
-    when the device runs out of memory).
+    `placement` decides where each level's branches go (`adaptive`, `even`, `sequential`; see
+    `blending.placement`). `max_batch` caps the images in one UNet batch (None: a whole round
+    of a level; halved automatically when the device runs out of memory).
     """
 
     steps: int | None = None
