@@ -146,7 +146,7 @@ def test_trajectories_stay_on_the_device_dtype(tiny_sdxl):
         assert all(x.dtype == torch.float32 and x.shape[0] == 1 for x in branch.latents)
 
 
-def test_a_tree_counts_its_branches_by_level():
+def test_a_tree_fills_a_gap_with_branches_and_their_distances():
     from PIL import Image
 
     from latentmorph.blending.tree import Branch, TransitionTree
@@ -159,7 +159,7 @@ def test_a_tree_counts_its_branches_by_level():
     tree.fill(0, [branch(0.25, 2)], [2.0, 1.0])
     assert tree.fractions == [0.0, 0.25, 0.5, 1.0]
     assert tree.distances == [2.0, 1.0, 1.0]
-    assert [tree.count(level) for level in range(3)] == [2, 1, 1]
+    assert tree.parents(0, 2) == (tree.branches[0], tree.branches[2])
 
 
 def test_an_even_level_adding_more_branches_than_gaps_runs_as_one_batch(tiny_sd):

@@ -18,21 +18,21 @@ def test_allocation_gives_branches_to_the_gaps_that_differ_most():
 
 
 def test_even_places_the_whole_level_at_once_spread_inside_each_gap():
-    assert even(FRACTIONS, [1.0, 1.0, 4.0], 3, 0) == [(2, [0.625, 0.75, 0.875])]
-    assert even(FRACTIONS, [1.0, 2.0, 2.0], 2, 0) == [(1, [0.375]), (2, [0.75])]
+    assert even(FRACTIONS, [1.0, 1.0, 4.0], 3) == [(2, [0.625, 0.75, 0.875])]
+    assert even(FRACTIONS, [1.0, 2.0, 2.0], 2) == [(1, [0.375]), (2, [0.75])]
 
 
 def test_sequential_bisects_the_gap_that_differs_most_one_branch_a_round():
-    assert sequential(FRACTIONS, [1.0, 3.0, 2.0], 5, 0) == [(1, [0.375])]
-    assert sequential(FRACTIONS, [2.0, 1.0, 2.0], 5, 0) == [(0, [0.125])]  # ties: earlier
+    assert sequential(FRACTIONS, [1.0, 3.0, 2.0], 5) == [(1, [0.375])]
+    assert sequential(FRACTIONS, [2.0, 1.0, 2.0], 5) == [(0, [0.125])]  # ties: earlier
 
 
 def test_adaptive_bisects_every_gap_close_to_the_largest_in_one_round():
-    assert adaptive(FRACTIONS, [0.6, 1.0, 0.75], 5, 0) == [(1, [0.375]), (2, [0.75])]
-    assert adaptive(FRACTIONS, [0.7, 1.0, 0.7], 5, 0) == [(0, [0.125]), (1, [0.375]), (2, [0.75])]
+    assert adaptive(FRACTIONS, [0.6, 1.0, 0.75], 5) == [(1, [0.375]), (2, [0.75])]
+    assert adaptive(FRACTIONS, [0.7, 1.0, 0.7], 5) == [(0, [0.125]), (1, [0.375]), (2, [0.75])]
     # a sudden change alone is refined alone; never more branches than the level needs
-    assert adaptive(FRACTIONS, [0.1, 5.0, 0.2], 5, 0) == [(1, [0.375])]
-    assert adaptive(FRACTIONS, [1.0, 1.0, 1.0], 2, 0) == [(0, [0.125]), (1, [0.375])]
+    assert adaptive(FRACTIONS, [0.1, 5.0, 0.2], 5) == [(1, [0.375])]
+    assert adaptive(FRACTIONS, [1.0, 1.0, 1.0], 2) == [(0, [0.125]), (1, [0.375])]
 
 
 def test_an_unknown_placement_is_a_one_line_error():
@@ -53,9 +53,7 @@ def test_each_round_is_what_the_placement_picks_from_the_distances_measured_so_f
 
     def record(trees, conds, picks, level_no, start):
         (tree,) = trees
-        expected = get_placement(name)(
-            tree.fractions, tree.distances, 9 - len(tree), tree.count(level_no)
-        )
+        expected = get_placement(name)(tree.fractions, tree.distances, 9 - len(tree))
         rounds.append((picks[0], expected))
         grow_round(trees, conds, picks, level_no, start)
 

@@ -150,7 +150,7 @@ class BlendingEngine:
         """The beginning with the first round of the first level grown in the keyframes' batch;
         None when that batch is over the limit or the device runs out of memory (the limit is
         then halved)."""
-        ((_, fractions),) = self.placement([0.0, 1.0], [1.0], plan.levels[0].total - 2, 0)
+        ((_, fractions),) = self.placement([0.0, 1.0], [1.0], plan.levels[0].total - 2)
         rows = len(seeds) + (len(seeds) - 1) * len(fractions)
         if rows > self.batch_limit:
             return None
@@ -302,7 +302,7 @@ class BlendingEngine:
         """Adds a level's branches to every tree in the rounds its placement chooses."""
         while True:
             picks = [
-                self.placement(tree.fractions, tree.distances, missing, tree.count(level_no))
+                self.placement(tree.fractions, tree.distances, missing)
                 if (missing := level.total - len(tree)) > 0
                 else []
                 for tree in trees

@@ -4,10 +4,9 @@ The engine grows a level in rounds: each round it asks the placement for the fra
 to every tree, computes them all in one batch, measures the new distances, and asks again until
 the level is full. A placement only decides fractions; batching is the engine's business.
 
-A placement is a function `(fractions, distances, count, placed) -> picks`: the tree's
-fractions in order, the distance of each gap between neighbours, how many branches the level
-still needs and how many it has placed so far; picks are (gap, new fractions) pairs, the gap
-being the index of its left branch.
+A placement is a function `(fractions, distances, count) -> picks`: the tree's fractions in
+order, the distance of each gap between neighbours and how many branches the level still
+needs; picks are (gap, new fractions) pairs, the gap being the index of its left branch.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from ..choices import PLACEMENTS
 # adaptive: a round refines every gap at least this share of the largest one
 ADAPTIVE_SHARE = 0.7
 Picks = list[tuple[int, list[float]]]
-Placement = Callable[[Sequence[float], Sequence[float], int, int], Picks]
+Placement = Callable[[Sequence[float], Sequence[float], int], Picks]
 
 
 def allocate(distances: Sequence[float], count: int) -> list[tuple[int, int]]:
@@ -34,23 +33,19 @@ def allocate(distances: Sequence[float], count: int) -> list[tuple[int, int]]:
     return [(gap, n) for gap, n in enumerate(given) if n]
 
 
-def even(fractions: Sequence[float], distances: Sequence[float], count: int, placed: int) -> Picks:
+def even(fractions: Sequence[float], distances: Sequence[float], count: int) -> Picks:
     """All `count` branches in one round, allocated to the gaps by distance and spread evenly
     inside each gap."""
     return [(gap, _spread(fractions, gap, n)) for gap, n in allocate(distances, count)]
 
 
-def sequential(
-    fractions: Sequence[float], distances: Sequence[float], count: int, placed: int
-) -> Picks:
+def sequential(fractions: Sequence[float], distances: Sequence[float], count: int) -> Picks:
     """One branch a round, at the midpoint of the gap that differs most (latentblending's way)."""
     gap = max(range(len(distances)), key=lambda i: (distances[i], -i))
     return [(gap, _spread(fractions, gap, 1))]
 
 
-def adaptive(
-    fractions: Sequence[float], distances: Sequence[float], count: int, placed: int
-) -> Picks:
+def adaptive(fractions: Sequence[float], distances: Sequence[float], count: int) -> Picks:
     """Each round bisects every gap that differs nearly as much as the largest one (at least
     `ADAPTIVE_SHARE` of it), one branch per gap: like `sequential`, the largest change is
     refined first and measured again, but gaps of similar size are refined in one batch."""

@@ -45,10 +45,6 @@ class TransitionTree:
     def images(self) -> list[Image.Image]:
         return [b.image for b in self.branches]
 
-    def count(self, level: int) -> int:
-        """How many branches belong to `level`."""
-        return sum(b.level == level for b in self.branches)
-
     def parents(self, gap: int, level: int) -> tuple[Branch, Branch]:
         """Nearest branches on each side of a gap that belong to a level before `level`."""
         left = next(b for b in reversed(self.branches[: gap + 1]) if b.level < level)
