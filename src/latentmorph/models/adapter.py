@@ -71,19 +71,26 @@ class DiffusionAdapter:
         self.defaults = defaults
         self.name = name or getattr(pipe, "name_or_path", "") or pipe.__class__.__name__
         self.notices: list[str] = []
+        self._use_deterministic_scheduler()
+        pipe.set_progress_bar_config(disable=True)
+        self._schedulers: dict = {}
+        self._vae_lock = threading.Lock()
+
+    def _use_deterministic_scheduler(self) -> None:
+        """Replaces a stochastic scheduler by Euler, with a notice (latent blending needs a
+        deterministic single-step scheduler)."""
+        pipe = self.pipe
         if not isinstance(pipe.scheduler, DETERMINISTIC_SCHEDULERS):
             self.notices.append(
                 f"scheduler {type(pipe.scheduler).__name__} replaced by EulerDiscreteScheduler "
                 "(latent blending needs a deterministic single-step scheduler)"
             )
             pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
-        pipe.set_progress_bar_config(disable=True)
-        self._schedulers: dict[int, object] = {}
-        self._vae_lock = threading.Lock()
 
     @property
     def device(self) -> torch.device:
-        return self.pipe.unet.device
+        """Where the model runs (with model CPU offload: where each part runs when in use)."""
+        return self.pipe._execution_device
 
     @property
     def dtype(self) -> torch.dtype:
@@ -145,9 +152,13 @@ class DiffusionAdapter:
         noise = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
         return torch.cat(noise).to(self.device, self.dtype)
 
+    def initial_latents(self, unit_noise: torch.Tensor, steps: int) -> torch.Tensor:
+        """Unit noise scaled to the noise level at which a `steps`-step schedule starts."""
+        return unit_noise * self.scheduler(steps).init_noise_sigma
+
     def noise(self, seeds: Sequence[int], width: int, height: int, steps: int) -> torch.Tensor:
         """Starting latents of a `steps`-step schedule for each seed."""
-        return self.unit_noise(seeds, width, height) * self.scheduler(steps).init_noise_sigma
+        return self.initial_latents(self.unit_noise(seeds, width, height), steps)
 
     def noised(
         self, clean: torch.Tensor, unit_noise: torch.Tensor, steps: int, start: int
