@@ -180,7 +180,7 @@ class AnimationRenderer:
                 clean = model.encode_images([init])
                 latents = model.noised(clean, latents, steps, start)
             else:
-                latents = latents * model.scheduler(steps).init_noise_sigma
+                latents = model.initial_latents(latents, steps)
             hook = coherence.hook(steps, start) if coherence else None
             trajectory = model.denoise(
                 latents, cond, steps, start, steps, torch.tensor(g), hook, self.on_step
