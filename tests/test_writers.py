@@ -121,6 +121,14 @@ def test_webm_is_vp9_yuv420p(tmp_path: Path) -> None:
     assert re.search(r"Video: vp9 .*yuv420p", probe(path))
 
 
+@pytest.mark.parametrize("name", ["movie.mp4", "movie.webm", "movie.gif"])
+def test_same_frames_give_the_same_bytes(tmp_path: Path, name: str) -> None:
+    first, second = tmp_path / name, tmp_path / f"again{Path(name).suffix}"
+    write_movie(first)
+    write_movie(second)
+    assert first.read_bytes() == second.read_bytes()
+
+
 def test_gif_loops_forever_with_frame_delays(tmp_path: Path) -> None:
     path = tmp_path / "movie.gif"
     write_movie(path, fps=25)

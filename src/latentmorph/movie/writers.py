@@ -24,7 +24,9 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 from PIL import Image
 
+from latentmorph.checks import show
 from latentmorph.errors import InputError, OutputError
+from latentmorph.limits import MAX_GIF_FPS
 
 PNG_FOLDER = ""
 """Key of ``OUTPUT_FORMATS`` for a folder of PNG frames (a path without extension)."""
@@ -41,7 +43,6 @@ OUTPUT_FORMATS: dict[str, str] = {
 """Supported outputs: file extension (``""`` for a PNG folder) -> what gets written."""
 
 FRAME_NAME = "frame_{index:06d}.png"
-MAX_GIF_FPS = 50
 _AUDIO_RATE = 48000
 _AUDIO_LAYOUT = "stereo"
 
@@ -63,12 +64,13 @@ def _is_frame_folder(path: Path) -> bool:
     )
 
 
-def check_output_path(path: str | Path) -> Path:
+def check_output_path(path: str | Path, fps: float | None = None) -> Path:
     """Validate an output path before any work is done and return it normalized.
 
     Raises OutputError when the extension is not supported, the parent folder is missing
     or not writable, a file format is asked for an existing folder, or a PNG folder is
-    asked for an existing file or for a folder holding anything but frame PNGs.
+    asked for an existing file or for a folder holding anything but frame PNGs; and
+    InputError when `fps` is given and too high for the format (GIF: MAX_GIF_FPS).
     """
     wants_folder = _wants_png_folder(path)
     target = Path(os.path.abspath(Path(path).expanduser()))
@@ -90,6 +92,11 @@ def check_output_path(path: str | Path) -> Path:
     if wants_folder and target.is_dir() and not _is_frame_folder(target):
         raise OutputError(
             f"cannot write PNG frames to {path}: the folder holds files other than frame PNGs"
+        )
+    if extension == ".gif" and fps is not None and fps > MAX_GIF_FPS:
+        raise InputError(
+            f"fps: {show(fps)} is not allowed for the .gif output {path}; GIF allows at most "
+            f"{MAX_GIF_FPS} frames per second (use .mp4 or .webm for more)"
         )
     return target
 
@@ -252,6 +259,8 @@ _ENCODINGS: dict[str, _Encoding] = {
         pix_fmt="yuv420p",
         video_options={"crf": "30", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"},
         audio_codec="libopus",
+        # Matroska writes a random segment id unless asked to be byte-exact
+        container_options={"fflags": "+bitexact"},
     ),
     ".gif": _Encoding(muxer="gif", video_codec="gif", pix_fmt="pal8", video_options={}),
 }
