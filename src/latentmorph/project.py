@@ -15,14 +15,13 @@ from typing import Any
 import yaml
 
 from .blending.settings import BlendSettings
-from .checks import is_positive
 from .errors import InputError, ProjectFileError
+from .limits import SEED_LIMIT, check_duration, check_fps, check_length, check_seed
 
 FORMAT_VERSION = 1
 PROJECT_KEYS = ("model", "fps", "duration", "device", "dtype", "settings", "keyframes")
 IGNORED_KEYS = ("latentmorph", "kind", "versions")
 KEYFRAME_KEYS = ("prompt", "seed", "duration")
-SEED_LIMIT = 2**32
 
 
 @dataclass
@@ -52,24 +51,13 @@ class Project:
         for i, kf in enumerate(self.keyframes):
             if not isinstance(kf.prompt, str) or not kf.prompt.strip():
                 raise InputError(f"keyframes[{i}].prompt: missing; give a non-empty prompt")
-            if kf.seed is not None and (
-                not isinstance(kf.seed, int)
-                or isinstance(kf.seed, bool)
-                or not 0 <= kf.seed < SEED_LIMIT
-            ):
-                raise InputError(
-                    f"keyframes[{i}].seed: {kf.seed!r} is not allowed; "
-                    f"use a whole number from 0 to {SEED_LIMIT - 1}"
-                )
-            if kf.duration is not None and not is_positive(kf.duration):
-                raise InputError(
-                    f"keyframes[{i}].duration: {kf.duration!r} is not allowed; use seconds > 0"
-                )
-        for name in ("fps", "duration"):
-            if not is_positive(getattr(self, name)):
-                raise InputError(
-                    f"{name}: {getattr(self, name)!r} is not allowed; use a number > 0"
-                )
+            if kf.seed is not None:
+                check_seed(kf.seed, f"keyframes[{i}].seed")
+            if kf.duration is not None:
+                check_duration(kf.duration, f"keyframes[{i}].duration")
+        check_fps(self.fps)
+        check_duration(self.duration)
+        check_length(sum(self.durations), self.fps)
 
     @property
     def durations(self) -> list[float]:

@@ -120,7 +120,7 @@ class MovieRenderer:
 
         With `sheet` (a .png path), also writes the contact sheet of every segment's tree.
         """
-        output = check_output_path(output)
+        output = check_output_path(output, self.project.fps)
         sheet = check_sheet_path(sheet) if sheet is not None else None
         outlines: list[TreeOutline] = []
         fps = self.project.fps
@@ -166,7 +166,7 @@ def render_project(
 ) -> Summary:
     """Renders a project to `output` (mp4, webm, gif or a PNG folder) with its project file, and
     with `sheet` (a .png path) the contact sheet of its segments' trees."""
-    check_output_path(output)
+    check_output_path(output, project.fps)
     if sheet is not None:
         check_sheet_path(sheet)
     return MovieRenderer(project, model, progress).write(output, sheet=sheet)

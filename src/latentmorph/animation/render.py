@@ -18,12 +18,14 @@ from tqdm.auto import tqdm
 from ..blending.engine import BlendingEngine, EngineStats
 from ..errors import InputError
 from ..interpolation import slerp
+from ..limits import SEED_LIMIT
 from ..models.adapter import Conditioning, DiffusionAdapter
 from ..models.loading import load_pipeline
 from ..movie.timing import frame_count, segment_frames
 from ..movie.writers import check_output_path, open_writer
-from ..project import SEED_LIMIT, project_path_for, save_project_data
+from ..project import project_path_for, save_project_data
 from ..render import Summary
+from . import DEFAULT_FPS
 from .audio import audio_duration, audio_timing, onset_keyframes
 from .motion import match_colours, warp
 from .schedules import (
@@ -62,7 +64,7 @@ class AnimationRenderer:
         self.notices = list(self.model.notices) + self.notices
         self.size = (self.blend.width, self.blend.height)
         self.video = VideoInput(a.init_video, self.size) if a.init_video else None
-        self.fps = a.fps or (self.video.fps if self.video else 24.0)
+        self.fps = a.fps or (self.video.fps if self.video else DEFAULT_FPS)
         self.frames = self._frame_count()
         self.onsets = None
         self.keyframes = self._keyframes()
@@ -212,7 +214,7 @@ class AnimationRenderer:
 
     def write(self, output: str | Path) -> Summary:
         """Writes the animation, with the soundtrack when there is audio, and its project file."""
-        output = check_output_path(output)
+        output = check_output_path(output, self.fps)
         audio = self.animation.audio if output.suffix in (".mp4", ".webm") else None
         with ExitStack() as stack:
             writer = stack.enter_context(open_writer(output, self.fps, self.size, audio=audio))

@@ -21,6 +21,7 @@ import numpy as np
 
 from latentmorph.choices import CURVES
 from latentmorph.errors import ScheduleError
+from latentmorph.limits import MAX_FRAMES
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _INTEGER = re.compile(r"[0-9]+")
@@ -65,15 +66,22 @@ def _require_text(text: object, source: str) -> str:
 def _frame_problem(token: str) -> str | None:
     """Why ``token`` is not a frame number, or None when it is one."""
     if _INTEGER.fullmatch(token):
+        # compared as text first: int() of thousands of digits is refused (or slow)
+        digits = token.lstrip("0") or "0"
+        if len(digits) > len(str(MAX_FRAMES)) or int(digits) >= MAX_FRAMES:
+            return f"is past the last frame allowed, {MAX_FRAMES - 1}"
         return None
     if _NEGATIVE_INTEGER.fullmatch(token):
         return "is negative"
     return "is not an integer"
 
 
-def _is_frame(value: object) -> bool:
-    """Whether ``value`` is a non-negative integer (bools excluded)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+def _is_frame(value: object, limit: int = MAX_FRAMES - 1) -> bool:
+    """Whether ``value`` is an integer from 0 to ``limit`` (bools excluded): a frame number,
+    or with ``limit=MAX_FRAMES`` a number of frames."""
+    return (
+        isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value <= limit
+    )
 
 
 def _float(token: str) -> float | None:
@@ -197,8 +205,10 @@ def scale_keyframes(
     land on the same frame, i.e. when the video is too short for that many keyframes.
     """
     checked = _check_keyframes(keyframes, source)
-    if not _is_frame(frames) or frames < 1:
-        raise _error(f"{source}: cannot fit keyframes into {frames!r} frames; allowed: 1 or more")
+    if not _is_frame(frames, MAX_FRAMES) or frames < 1:
+        raise _error(
+            f"{source}: cannot fit keyframes into {frames!r} frames; allowed: 1 to {MAX_FRAMES}"
+        )
     last = checked[-1].frame
     scaled = [replace(k, frame=_scale_frame(k.frame, frames - 1, last)) for k in checked]
     for index in range(1, len(scaled)):
@@ -266,8 +276,8 @@ class ParameterSchedule:
 
     def values(self, frames: int) -> np.ndarray:
         """The values at frames 0 .. ``frames - 1`` as a float64 array."""
-        if not _is_frame(frames):
-            raise _error(f"frames: {frames!r} frames; allowed: 0 or more")
+        if not _is_frame(frames, MAX_FRAMES):
+            raise _error(f"frames: {frames!r} frames; allowed: 0 to {MAX_FRAMES}")
         keys, values = zip(*self.points)
         return np.interp(np.arange(frames, dtype=np.float64), keys, values)
 
@@ -453,8 +463,8 @@ def segment_weights(
     """
     weight = _segment_weight(kind, frequencies, curve)
     keys = _check_keyframe_frames(keyframe_frames)
-    if not _is_frame(frames):
-        raise _error(f"frames: {frames!r} frames; allowed: 0 or more")
+    if not _is_frame(frames, MAX_FRAMES):
+        raise _error(f"frames: {frames!r} frames; allowed: 0 to {MAX_FRAMES}")
     weights = [(0, 0.0)] * min(frames, keys[0])
     for index, (start, end) in enumerate(zip(keys, keys[1:])):
         if start >= frames:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..blending.settings import BlendSettings
-from ..checks import check_choice, is_number, is_positive
+from ..checks import check_choice, is_number
 from ..choices import (
     ANIMATION_MODES,
     AUDIO_COMPONENTS,
@@ -17,6 +17,8 @@ from ..choices import (
     CURVES,
 )
 from ..errors import InputError
+from ..limits import MAX_GUIDANCE, check_duration, check_fps, check_length, check_seed
+from . import DEFAULT_FPS
 from .motion import Motion
 from .schedules import (
     ParameterSchedule,
@@ -30,7 +32,7 @@ SHARED_WITH_BLEND = ("steps", "negative_prompt", "width", "height", "guidance_sc
 MEDIA_FIELDS = ("audio", "init_video")
 SCHEDULED = ("guidance_scale", "strength", "zoom", "angle", "translation_x", "translation_y")
 SCHEDULE_RANGES = {
-    "guidance_scale": (0.0, None),
+    "guidance_scale": (0.0, MAX_GUIDANCE),
     "strength": (0.0, 1.0),
     "zoom": (1e-3, None),
     "angle": (None, None),
@@ -123,10 +125,14 @@ class Animation:
         for name in ("audio_keyframes", "audio_timing"):
             if getattr(self, name) is not None:
                 check_choice(name, getattr(self, name), AUDIO_COMPONENTS)
-        for name in ("fps", "duration"):
-            value = getattr(self, name)
-            if value is not None and not is_positive(value):
-                raise InputError(f"{name}: {value!r} is not allowed; use a number > 0")
+        if self.fps is not None:
+            check_fps(self.fps)
+        if self.duration is not None:
+            check_duration(self.duration)
+            if self.fps is not None or not self.init_video:
+                check_length(self.duration, self.fps or DEFAULT_FPS)
+        if self.seed is not None:
+            check_seed(self.seed)
         if (self.audio_keyframes or self.audio_timing) and not self.audio:
             raise InputError("audio_keyframes/audio_timing: need an audio file (--audio)")
         if self.curve == "curve" and not self.curve_points:

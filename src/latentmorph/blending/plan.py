@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import limits
 from ..checks import check_choice, is_number
 from ..choices import QUALITIES
 from ..errors import InputError
@@ -174,8 +175,7 @@ def plan_for_budget(
 
 
 def check_steps(steps: int) -> None:
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise InputError(f"steps: {steps!r} is not allowed; use a whole number of at least 1")
+    limits.check_steps(steps)
 
 
 def check_branches(branches: int) -> None:

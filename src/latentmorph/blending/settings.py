@@ -6,9 +6,10 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..checks import check_choice, is_number, is_positive
+from ..checks import check_choice, is_positive
 from ..choices import DISTANCES, PLACEMENTS, QUALITIES
 from ..errors import InputError
+from ..limits import check_guidance, check_size
 from ..models.adapter import DiffusionAdapter
 from .crossfeed import Crossfeed
 from .plan import (
@@ -85,16 +86,11 @@ class BlendSettings:
             )
         if self.quality is not None:
             check_choice("quality", self.quality, QUALITIES)
-        if self.guidance_scale is not None and not (
-            is_number(self.guidance_scale) and self.guidance_scale >= 0
-        ):
-            raise InputError(
-                f"guidance_scale: {self.guidance_scale!r} is not allowed; use a number >= 0"
-            )
+        if self.guidance_scale is not None:
+            check_guidance(self.guidance_scale)
         for name in ("width", "height"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise InputError(f"{name}: {value!r} is not allowed; use a whole number > 0")
+            if getattr(self, name) is not None:
+                check_size(getattr(self, name), name)
         if self.max_batch is not None and (
             not isinstance(self.max_batch, int)
             or isinstance(self.max_batch, bool)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import LatentmorphError
 from . import animate, movie, train_demo, transition, ui
+from .arguments import check_arguments
 from .environment import prepare_process
 from .options import EXIT_USAGE, UsageParser
 
@@ -40,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
+        check_arguments(args)
         args.run(args)
     except LatentmorphError as error:
         print(f"latentmorph: error: {error}", file=sys.stderr)

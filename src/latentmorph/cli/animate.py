@@ -13,11 +13,12 @@ from ..choices import (
     CURVES,
 )
 from ..errors import InputError
+from ..limits import DURATION, FPS, SEED
 from .options import (
     Commands,
     add_generation_options,
     add_model_options,
-    positive_float,
+    limited,
 )
 
 
@@ -51,12 +52,12 @@ def add_parser(commands: Commands) -> None:
 def _add_timing_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fps",
-        type=positive_float,
+        type=limited(FPS),
         help="frames per second (default: the video input's, else 24)",
     )
     p.add_argument(
         "--duration",
-        type=positive_float,
+        type=limited(DURATION),
         help="seconds; the output has exactly round(duration·fps) frames and the "
         "keyframes are scaled to fit (default: end at the last keyframe)",
     )
@@ -74,7 +75,7 @@ def _add_diffusion_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=limited(SEED),
         help="seed of keyframe 1; keyframe i uses seed + i (default: random, recorded)",
     )
     p.add_argument(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-from ..checks import is_positive
+from ..checks import show
+from ..limits import SIZE, STEPS, Limit
 
 EXIT_USAGE = 2
 
@@ -13,21 +15,31 @@ Commands = argparse._SubParsersAction
 
 
 class UsageParser(argparse.ArgumentParser):
-    """An argument parser that reports errors on one line and exits 2."""
+    """An argument parser that reports errors on one line, as `latentmorph: error: ...`, and
+    exits 2."""
 
     def error(self, message: str) -> None:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"latentmorph: error: {' '.join(message.splitlines())}\n")
 
 
-def positive_float(text: str) -> float:
-    """A number > 0 given on the command line."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not is_positive(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; use a number > 0")
-    return value
+def limited(limit: Limit) -> Callable[[str], float]:
+    """The argparse type of a number within `limit` given on the command line; argparse's
+    message names the flag."""
+
+    def parse(text: str) -> float:
+        kind = "a whole number" if limit.whole else "a number"
+        try:
+            # a whole number of more digits than any limit is out of range: int() of thousands
+            # of digits is refused
+            too_long = limit.whole and len(text.strip().lstrip("+-")) > 30
+            value = float("inf") if too_long else int(text) if limit.whole else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{show(text)} is not {kind}") from None
+        if not limit.accepts(value):
+            raise argparse.ArgumentTypeError(f"{show(text)} is not allowed; use {limit.allowed()}")
+        return value
+
+    return parse
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -63,12 +75,18 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
         help="preset (demo, sdxl-turbo, sd-turbo, sdxl, sd15, sd21, tiny-sd, tiny-sdxl), hub id, "
         "local diffusers folder or .safetensors file (default: demo)",
     )
-    parser.add_argument("--steps", type=int, help="diffusion steps (default: the model's)")
+    parser.add_argument(
+        "--steps", type=limited(STEPS), help="diffusion steps (default: the model's)"
+    )
     parser.add_argument("--negative-prompt", default="", help="negative prompt (default: none)")
     parser.add_argument(
         "--prompt-weighting",
         action="store_true",
         help="read Compel weighting syntax in prompts, e.g. 'a (red)1.3 circle', 'a red++ circle'",
     )
-    parser.add_argument("--width", type=int, help="width in pixels (default: the model's)")
-    parser.add_argument("--height", type=int, help="height in pixels (default: the model's)")
+    parser.add_argument(
+        "--width", type=limited(SIZE), help="width in pixels (default: the model's)"
+    )
+    parser.add_argument(
+        "--height", type=limited(SIZE), help="height in pixels (default: the model's)"
+    )

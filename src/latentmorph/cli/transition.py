@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 
 from ..choices import DISTANCES, PLACEMENTS, QUALITIES
+from ..limits import DURATION, FPS, GUIDANCE, SEED
 from .options import (
     Commands,
     add_generation_options,
     add_model_options,
-    positive_float,
+    limited,
 )
 from .rendering import add_sheet_option
 
@@ -34,7 +35,7 @@ def add_parser(commands: Commands) -> None:
     p.add_argument(
         "--seeds",
         nargs=2,
-        type=int,
+        type=limited(SEED),
         metavar=("A", "B"),
         help="seeds of the two keyframes (default: random, recorded in the project)",
     )
@@ -68,7 +69,9 @@ def add_parser(commands: Commands) -> None:
         "higher keeps more structure of the keyframes (default: 0.5)",
     )
     p.add_argument(
-        "--guidance-scale", type=float, help="classifier-free guidance scale (default: the model's)"
+        "--guidance-scale",
+        type=limited(GUIDANCE),
+        help="classifier-free guidance scale (default: the model's)",
     )
     p.add_argument(
         "--guidance-damper",
@@ -77,10 +80,8 @@ def add_parser(commands: Commands) -> None:
         help="0..1: guidance in the middle of the transition is "
         "1 + (g - 1)·damper; 1 keeps it constant (default: 0.7)",
     )
-    p.add_argument("--duration", type=positive_float, default=10.0, help="seconds (default: 10)")
-    p.add_argument(
-        "--fps", type=positive_float, default=30.0, help="frames per second (default: 30)"
-    )
+    p.add_argument("--duration", type=limited(DURATION), default=10.0, help="seconds (default: 10)")
+    p.add_argument("--fps", type=limited(FPS), default=30.0, help="frames per second (default: 30)")
     p.add_argument(
         "--keyframe-crossfeed",
         nargs=3,

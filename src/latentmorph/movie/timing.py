@@ -7,16 +7,15 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from ..checks import is_positive
 from ..errors import InputError
+from ..limits import check_duration, check_fps, check_length
 
 
 def frame_count(duration: float, fps: float) -> int:
-    """round(duration·fps), checked to give at least two frames."""
-    for name, value in (("duration", duration), ("fps", fps)):
-        if not is_positive(value):
-            raise InputError(f"{name}: {value!r} is not allowed; use a number > 0")
-    frames = round(duration * fps)
+    """round(duration·fps), checked to give at least two frames and at most MAX_FRAMES."""
+    check_duration(duration)
+    check_fps(fps)
+    frames = check_length(duration, fps)
     if frames < 2:
         raise InputError(
             f"duration: {duration} s at {fps} fps gives {frames} frame(s); at least 2 are needed"

@@ -1,0 +1,46 @@
+"""Checks of the parsed command line that no single flag's type can make: limits that involve
+several flags, before anything is loaded. Errors name the flags as the user wrote them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import InputError
+from ..limits import MAX_GIF_FPS, MAX_GUIDANCE, check_length
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Raises InputError for a combination of flags that cannot work."""
+    _check_length(args)
+    _check_gif_rate(args)
+    if args.command == "animate" and isinstance(args.guidance_scale, str):
+        from ..animation.schedules import parse_parameter_schedule
+
+        parse_parameter_schedule(args.guidance_scale, "--guidance-scale", 0.0, MAX_GUIDANCE)
+
+
+def _fps(args: argparse.Namespace) -> float | None:
+    """The frame rate the command renders at, when the command line decides it."""
+    fps = getattr(args, "fps", None)
+    if fps is None and args.command == "animate" and not args.init_video:
+        from ..animation import DEFAULT_FPS
+
+        return DEFAULT_FPS
+    return fps
+
+
+def _check_length(args: argparse.Namespace) -> None:
+    duration, fps = getattr(args, "duration", None), _fps(args)
+    if duration is not None and fps is not None:
+        check_length(duration, fps, "--duration")
+
+
+def _check_gif_rate(args: argparse.Namespace) -> None:
+    output, fps = getattr(args, "output", None), _fps(args)
+    gif = output is not None and Path(str(output)).suffix.lower() == ".gif"
+    if gif and fps is not None and fps > MAX_GIF_FPS:
+        raise InputError(
+            f"--fps: {fps:g} is not allowed with the .gif output {output}; GIF allows at "
+            f"most {MAX_GIF_FPS} frames per second (use .mp4 or .webm for more)"
+        )

@@ -1,0 +1,161 @@
+"""Bad input from an audit: each case is refused up front, on one line that names the field, with
+exit status 2, before any model loads, leaving nothing new behind."""
+
+import pytest
+
+from latentmorph.cli import main
+
+FAST = ["--model", "tiny-sd", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def no_model(monkeypatch):
+    """Fails a test that loads a model: every case here is refused before that."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr("latentmorph.models.loading.load_pipeline", refuse)
+
+
+def refused(capsys, folder, *argv):
+    """Runs the command line; checks exit 2, one `latentmorph: error:` line and that nothing
+    new is left in `folder`; returns the line."""
+    before = sorted(folder.rglob("*"))
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("latentmorph: error: "), err
+    assert len(lines[0]) < 400, "the value should be shortened"
+    assert sorted(folder.rglob("*")) == before
+    return lines[0]
+
+
+def transition(tmp_path, *args, output="t.mp4"):
+    return ["transition", "a", "b", "-o", str(tmp_path / output), *FAST, *args]
+
+
+def animate(tmp_path, *args, schedule="0: a\n10: b\n", output="a.mp4"):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(schedule)
+    return ["animate", str(prompts), "-o", str(tmp_path / output), *FAST, *args]
+
+
+def movie(tmp_path, text, *args, output="m.mp4"):
+    project = tmp_path / "p.yaml"
+    project.write_text(text)
+    return ["movie", str(project), "-o", str(tmp_path / output), "--quiet", *args]
+
+
+KEYFRAMES = "model: tiny-sd\nkeyframes: [a, b]\n"
+ANIMATION = "kind: animation\nmodel: tiny-sd\nprompts: [{frame: 0, prompt: a}]\n"
+
+
+# --- 1. upper limits ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--fps", "1e9"], "argument --fps: '1e9' is not allowed; use a number above 0 and at "),
+        (["--duration", "1e308", "--fps", "1e308"], "argument --duration: '1e308' is not allowed"),
+        (["--duration", "86400", "--fps", "240"], "--duration: 86400 s at 240 fps gives"),
+        (["--width", "100000"], "argument --width: '100000' is not allowed; use a whole number"),
+        (["--height", "100000"], "argument --height: '100000' is not allowed"),
+        (["--steps", "100000"], "argument --steps: '100000' is not allowed; use a whole number"),
+        (["--guidance-scale", "1e30"], "argument --guidance-scale: '1e30' is not allowed"),
+        (["--seeds", "0", str(2**70)], "argument --seeds: '118059"),
+        (["--fps", "60", "-o", "t.gif"], "--fps: 60 is not allowed with the .gif output"),
+    ],
+)
+def test_transition_limits(capsys, tmp_path, args, expected):
+    if "-o" in args:
+        args = [*args[:-1], str(tmp_path / args[-1])]
+    assert expected in refused(capsys, tmp_path, *transition(tmp_path, *args))
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--seed", str(2**70)], "argument --seed: '118059"),
+        (["--seed", "-1"], "argument --seed: '-1' is not allowed; use a whole number from 0 to"),
+        (["--fps", "1e9"], "argument --fps: '1e9' is not allowed"),
+        (["--duration", "50000"], "--duration: 50000 s at 24 fps gives 1200000 frames"),
+        (["--guidance-scale", "1e30"], "--guidance-scale: value 1e+30 in '1e30' is out of range"),
+        (["--guidance-scale", "0:(1), 9:(500)"], "--guidance-scale: value 500.0"),
+        (["--fps", "60", "-o", "a.gif"], "--fps: 60 is not allowed with the .gif output"),
+    ],
+)
+def test_animate_limits(capsys, tmp_path, args, expected):
+    if "-o" in args:
+        args = [*args[:-1], str(tmp_path / args[-1])]
+    assert expected in refused(capsys, tmp_path, *animate(tmp_path, *args))
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        ("0: a\n1000000000000: b\n", "prompts.txt:2: frame '1000000000000' in "),
+        ("0: a\n" + "9" * 5000 + ": b\n", "is past the last frame allowed, 999999; frames"),
+    ],
+)
+def test_prompt_keyframe_past_the_frame_limit(capsys, tmp_path, schedule, expected):
+    line = refused(capsys, tmp_path, *animate(tmp_path, schedule=schedule))
+    assert expected in line
+
+
+def test_parameter_schedule_frame_past_the_frame_limit(capsys, tmp_path):
+    line = refused(capsys, tmp_path, *animate(tmp_path, "--zoom", "0:(1), 10000000000000:(2)"))
+    assert "zoom: frame '10000000000000' in" in line and "past the last frame" in line
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (KEYFRAMES + "fps: 1.0e+308\nduration: 1.0e+308\n", "fps: 1e+308 is not allowed"),
+        (KEYFRAMES + "fps: 240\nduration: 86400\n", "duration: 86400 s at 240 fps gives"),
+        (
+            "model: tiny-sd\nkeyframes: [{prompt: a, duration: 1.0e+300}, b]\n",
+            "keyframes[0].duration: 1e+300 is not allowed",
+        ),
+        (KEYFRAMES + "settings: {width: 100000}\n", "width: 100000 is not allowed"),
+        (KEYFRAMES + "settings: {steps: 5000}\n", "steps: 5000 is not allowed"),
+        (KEYFRAMES + "settings: {guidance_scale: 1.0e+30}\n", "guidance_scale: 1e+30 is not"),
+        (
+            "model: tiny-sd\nkeyframes: [{prompt: a, seed: 1180591620717411303424}, b]\n",
+            "keyframes[0].seed: 118059… (22 digits) is not allowed; use a whole number from 0",
+        ),
+        (ANIMATION + "seed: 1180591620717411303424\n", "seed: 118059… (22 digits) is not"),
+        (ANIMATION + "seed: -1\n", "seed: -1 is not allowed"),
+        (ANIMATION + "fps: 1000\n", "fps: 1000 is not allowed"),
+        (ANIMATION + "height: 100000\n", "height: 100000 is not allowed"),
+    ],
+)
+def test_project_file_limits(capsys, tmp_path, text, expected):
+    line = refused(capsys, tmp_path, *movie(tmp_path, text))
+    assert f"{tmp_path / 'p.yaml'}: " in line and expected in line
+
+
+def test_project_fps_too_high_for_gif(capsys, tmp_path):
+    line = refused(capsys, tmp_path, *movie(tmp_path, KEYFRAMES + "fps: 60\n", output="m.gif"))
+    assert "fps: 60 is not allowed for the .gif output" in line
+
+
+def test_api_limits():
+    from latentmorph.blending.settings import BlendSettings
+    from latentmorph.errors import InputError
+    from latentmorph.movie.timing import frame_count
+    from latentmorph.project import Keyframe, Project
+
+    with pytest.raises(InputError, match=r"^duration: 1e\+308 is not allowed"):
+        frame_count(1e308, 1e308)
+    with pytest.raises(InputError, match=r"^duration: 5000 s at 240 fps gives 1200000 frames"):
+        frame_count(5000, 240)
+    with pytest.raises(InputError, match=r"^steps: 1001 is not allowed"):
+        BlendSettings(steps=1001)
+    with pytest.raises(InputError, match=r"^keyframes\[1\]\.seed: 4294967296 is not allowed"):
+        Project([Keyframe("a"), Keyframe("b", 2**32)])
