@@ -159,3 +159,79 @@ def test_api_limits():
         BlendSettings(steps=1001)
     with pytest.raises(InputError, match=r"^keyframes\[1\]\.seed: 4294967296 is not allowed"):
         Project([Keyframe("a"), Keyframe("b", 2**32)])
+
+
+# --- 2. YAML safety -------------------------------------------------------------------------
+
+ALIAS_BOMB = (
+    "".join(
+        f"{a}: &{a} [{', '.join([f'*{b}' if b else 'lol'] * 9)}]\n"
+        for a, b in zip("abcdefghi", [None, *"abcdefgh"])
+    )
+    + "keyframes: *i\n"
+)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (ALIAS_BOMB, "line 1: anchors and aliases (&name, *name) are not allowed"),
+        (
+            'keyframes: !!python/object/apply:os.system ["echo hi"]\n',
+            "line 1: tag '!!python/object/apply:os.system' is not allowed; project files hold "
+            "plain values without tags",
+        ),
+        ("keyframes: [caf\xe9, b]\n".encode("latin-1"), "is not UTF-8 text (byte 0xe9 at position"),
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00" * 10, "holds binary data (a zero byte at position 7)"),
+        ("keyframes: " + "[" * 10000 + "]" * 10000, "line 1: nested more than 64 levels deep"),
+        ("keyframes: [a, b]\n" + "#" * 1_000_001, "1000019 bytes is too large for a project file"),
+    ],
+)
+def test_unsafe_project_files(capsys, tmp_path, content, expected):
+    project = tmp_path / "p.yaml"
+    if isinstance(content, str):
+        project.write_text(content)
+    else:
+        project.write_bytes(content)
+    argv = ["movie", str(project), "-o", str(tmp_path / "m.mp4"), "--quiet"]
+    line = refused(capsys, tmp_path, *argv)
+    assert line.startswith(f"latentmorph: error: {project}: ") and expected in line
+
+
+def test_alias_bomb_is_refused_before_it_expands(tmp_path):
+    from latentmorph.errors import ProjectFileError
+    from latentmorph.project import read_project_data
+
+    assert len(ALIAS_BOMB) < 1024
+    (tmp_path / "p.yaml").write_text(ALIAS_BOMB)
+    with pytest.raises(ProjectFileError, match="anchors and aliases"):
+        read_project_data(tmp_path / "p.yaml")
+
+
+def test_folder_given_as_project_file(capsys, tmp_path):
+    (tmp_path / "p.yaml").mkdir()
+    argv = ["movie", str(tmp_path / "p.yaml"), "-o", str(tmp_path / "m.mp4"), "--quiet"]
+    line = refused(capsys, tmp_path, *argv)
+    assert (
+        line
+        == f"latentmorph: error: {tmp_path / 'p.yaml'}: is a folder; give a project file (.yaml)"
+    )
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("0: caf\xe9\n".encode("latin-1"), "is not UTF-8 text (byte 0xe9 at position 6)"),
+        (b"0: a\x00\n", "holds binary data (a zero byte at position 4)"),
+        (None, "is a folder; give a prompt schedule file"),
+    ],
+)
+def test_unreadable_prompt_schedule(capsys, tmp_path, content, expected):
+    prompts = tmp_path / "prompts.txt"
+    if content is None:
+        prompts.mkdir()
+    else:
+        prompts.write_bytes(content)
+    argv = ["animate", str(prompts), "-o", str(tmp_path / "a.mp4"), *FAST]
+    line = refused(capsys, tmp_path, *argv)
+    assert line.startswith(f"latentmorph: error: {prompts}: ") and expected in line

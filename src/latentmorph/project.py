@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 
 from .blending.settings import BlendSettings
+from .checks import show
 from .errors import InputError, ProjectFileError
+from .inputs import read_text
 from .limits import SEED_LIMIT, check_duration, check_fps, check_length, check_seed
 
 FORMAT_VERSION = 1
@@ -126,17 +128,73 @@ class Project:
         return cls(keyframes=parsed, settings=BlendSettings(**settings), **options)
 
 
+MAX_NESTING = 64
+"""Depth of nested mappings and lists in a project file (its own keys go 3 deep)."""
+PLAIN_TAGS = tuple(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map")
+)
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """YAML that is well formed but not allowed in a project file."""
+
+
+class PlainLoader(yaml.SafeLoader):
+    """A SafeLoader for plain data only: anchors and aliases (which let a few bytes expand to
+    gigabytes), tags other than the standard ones (`!!python/object`, ...) and nesting deeper
+    than MAX_NESTING are refused while the file is composed, before any object is built."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _Refused(
+                problem="anchors and aliases (&name, *name) are not allowed; write the values out",
+                problem_mark=event.start_mark,
+            )
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag not in PLAIN_TAGS and tag != "!":
+            written = tag.replace("tag:yaml.org,2002:", "!!", 1)
+            raise _Refused(
+                problem=f"tag {show(written)} is not allowed; project files hold plain values "
+                "without tags",
+                problem_mark=event.start_mark,
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise _Refused(
+                    problem=f"nested more than {MAX_NESTING} levels deep; allowed: at most "
+                    f"{MAX_NESTING}",
+                    problem_mark=event.start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def read_project_data(path: str | Path) -> Any:
-    """The plain data of a project file; errors name the file."""
+    """The plain data of a project file (UTF-8 YAML of at most MAX_PROJECT_FILE_BYTES, without
+    anchors, aliases or tags); errors name the file."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ProjectFileError(f"{path}: cannot be read ({error.strerror})") from None
+        text = read_text(path, "project file (.yaml)")
+    except InputError as error:
+        raise ProjectFileError(str(error)) from None
+    try:
+        return yaml.load(text, Loader=PlainLoader)
+    except _Refused as error:
+        where = error.problem_mark
+        raise ProjectFileError(f"{path}: line {where.line + 1}: {error.problem}") from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
-        raise ProjectFileError(f"{path}: malformed YAML{line}") from None
+        problem = getattr(error, "problem", None)
+        detail = f" ({problem})" if problem else ""
+        raise ProjectFileError(f"{path}: malformed YAML{line}{detail}") from None
 
 
 def project_kind(data: Any) -> str:

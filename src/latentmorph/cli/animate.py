@@ -12,7 +12,6 @@ from ..choices import (
     BORDER_MODES,
     CURVES,
 )
-from ..errors import InputError
 from ..limits import DURATION, FPS, SEED
 from .options import (
     Commands,
@@ -222,12 +221,10 @@ def run(args: argparse.Namespace) -> None:
     from ..animation.schedules import parse_prompt_schedule
     from ..animation.settings import Animation, Coherence
     from ..blending.settings import BlendSettings
+    from ..inputs import read_text
     from .rendering import render_animation
 
-    try:
-        text = args.prompts.read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{args.prompts}: cannot be read ({error})") from None
+    text = read_text(args.prompts, "prompt schedule file")
     animation = Animation(
         prompts=parse_prompt_schedule(text, source=str(args.prompts)),
         model=args.model,

@@ -1,0 +1,78 @@
+"""The user's input files: reading text files within limits, and keeping outputs off them.
+
+Free of heavy imports, so that the command line checks its files before torch loads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import InputError
+from .limits import MAX_PROJECT_FILE_BYTES
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """The UTF-8 text of a small input file (a project file, a prompt schedule), a byte order
+    mark removed; InputError naming the file for a folder, a missing or unreadable file, one
+    over MAX_PROJECT_FILE_BYTES, binary data or text that is not UTF-8."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder; give a {what}")
+        size = path.stat().st_size
+        if size > MAX_PROJECT_FILE_BYTES:
+            raise InputError(
+                f"{path}: {size} bytes is too large for a {what}; allowed: at most "
+                f"{MAX_PROJECT_FILE_BYTES} bytes"
+            )
+        data = path.read_bytes()[: MAX_PROJECT_FILE_BYTES + 1]
+    except OSError as error:
+        raise InputError(f"{path}: cannot be read ({error.strerror})") from None
+    if len(data) > MAX_PROJECT_FILE_BYTES:  # grew, or a device that reports no size
+        raise InputError(
+            f"{path}: too large for a {what}; allowed: at most {MAX_PROJECT_FILE_BYTES} bytes"
+        )
+    if b"\0" in data:
+        raise InputError(
+            f"{path}: holds binary data (a zero byte at position {data.index(0)}); give a {what} "
+            "as UTF-8 text"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{path}: is not UTF-8 text (byte 0x{data[error.start]:02x} at position "
+            f"{error.start}); save the {what} as UTF-8"
+        ) from None
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name the same file (or folder), existing or not."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(Path(a).expanduser()) == os.path.abspath(Path(b).expanduser())
+
+
+def check_not_input(output: str | Path, inputs: Iterable[tuple[str, str | Path | None]]) -> None:
+    """Refuses an output path that names one of the `inputs`, given as (field, path) pairs."""
+    for field, path in inputs:
+        if path is not None and same_file(output, path):
+            raise InputError(
+                f"{field}: {path} is also the output; give the output another name so that the "
+                "input is not overwritten"
+            )
+
+
+def free_name(path: Path, inputs: Iterable[str | Path | None]) -> Path:
+    """`path`, or when it names one of `inputs`, NAME.render.yaml (NAME.render-2.yaml, ...)
+    beside it: a file written beside an output must never replace an input."""
+    taken = [p for p in inputs if p is not None]
+    candidate, n = path, 1
+    while any(same_file(candidate, p) for p in taken):
+        n += 1
+        suffix = ".render" if n == 2 else f".render-{n - 1}"
+        candidate = path.with_name(f"{path.stem}{suffix}{path.suffix}")
+    return candidate
