@@ -6,6 +6,8 @@ Free of heavy imports, so that the command line can offer them without loading t
 QUALITIES = ("lowest", "low", "medium", "high", "ultra")
 DISTANCES = ("auto", "pixel", "lpips")
 PLACEMENTS = ("adaptive", "even", "sequential")
+COMPILE_MODES = ("auto", "on", "off")
+VAE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 ANIMATION_MODES = ("auto", "blend", "walk")
 BORDER_MODES = ("replicate", "reflect", "zero")
 CURVES = ("linear", "sine", "curve")

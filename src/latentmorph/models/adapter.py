@@ -7,6 +7,7 @@ noise, partial denoising over a step range with batched classifier-free guidance
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,13 @@ import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler
 from PIL import Image
 
+from ..checks import check_choice
+from ..choices import COMPILE_MODES, VAE_DTYPES
+from ..pixels import to_images
+from .compiled import CompiledCall
+from .device import DTYPES
+
+log = logging.getLogger(__name__)
 StepHook = Callable[[int, torch.Tensor], torch.Tensor]
 
 DETERMINISTIC_SCHEDULERS = (EulerDiscreteScheduler, DDIMScheduler)
@@ -75,6 +83,18 @@ class DiffusionAdapter:
         pipe.set_progress_bar_config(disable=True)
         self._schedulers: dict = {}
         self._vae_lock = threading.Lock()
+        self.compile = "auto"
+        self.vae_dtype = "auto"
+        self._compiled_unet: CompiledCall | None = None
+
+    def configure(self, compile: str = "auto", vae_dtype: str = "auto") -> None:
+        """Sets how the denoiser runs (`compile`: auto, on or off; see `models.compiled`) and
+        the dtype decoding runs in (`vae_dtype`: auto, float32, bfloat16 or float16; auto is
+        bfloat16 on cuda where supported, else the VAE's own dtype, or float32 where its config
+        asks for that in half precision)."""
+        check_choice("compile", compile, COMPILE_MODES)
+        check_choice("vae_dtype", vae_dtype, VAE_DTYPES)
+        self.compile, self.vae_dtype = compile, vae_dtype
 
     def _use_deterministic_scheduler(self) -> None:
         """Replaces a stochastic scheduler by Euler, with a notice (latent blending needs a
@@ -207,6 +227,7 @@ class DiffusionAdapter:
         cfg = bool((guidance > 1).any())
         kwargs = self._unet_kwargs(cond, cfg, latents)
         g = guidance.view(-1, 1, 1, 1).to(self.dtype)
+        unet = self._unet_call()
         trajectory = []
         for i in range(start, stop):
             if on_step is not None:
@@ -215,7 +236,7 @@ class DiffusionAdapter:
             t = scheduler.timesteps[i]
             x = torch.cat([latents, latents]) if cfg else latents
             x = scheduler.scale_model_input(x, t)
-            pred = self.pipe.unet(x, t, return_dict=False, **kwargs)[0]
+            pred = unet(x, t, **kwargs)
             if cfg:
                 uncond, text = pred.chunk(2)
                 pred = uncond + g * (text - uncond)
@@ -225,37 +246,89 @@ class DiffusionAdapter:
         trajectory.append(latents)
         return trajectory
 
+    def _unet_call(self) -> CompiledCall:
+        """The UNet's call, compiled as `compile` says (see `models.compiled`)."""
+        if self._compiled_unet is None:
+            unet = self.pipe.unet
+
+            def forward(x: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
+                return unet(x, t, return_dict=False, **kwargs)[0]
+
+            self._compiled_unet = CompiledCall(unet, forward, "UNet")
+        self._compiled_unet.set_mode(self.compile)
+        return self._compiled_unet
+
     # --- images -----------------------------------------------------------------------------
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, batch_size: int = 8) -> list[Image.Image]:
-        """Images of final latents, decoded in batches."""
-        images = []
-        with self._working_vae() as vae:
-            scale, shift = _latent_scaling(vae)
-            for chunk in latents.split(batch_size):
-                pixels = vae.decode(chunk.to(vae.dtype) / scale + shift, return_dict=False)[0]
-                pixels = ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
-                for array in pixels.permute(0, 2, 3, 1).cpu().numpy():
-                    images.append(Image.fromarray(np.ascontiguousarray(array)))
-        return images
+        """Images of final latents, decoded in batches (see `decode_pixels`)."""
+        return to_images(self.decode_pixels(latents, batch_size))
+
+    @torch.no_grad()
+    def decode_pixels(self, latents: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+        """8-bit RGB images (N, 3, H, W) of final latents, left on the device; decoded in batches
+        in the dtype `vae_dtype` gives. A batch decoded in half precision that has NaN or inf
+        is decoded again in float32."""
+        chunks = latents.split(batch_size)
+        with self._working_vae(self._decode_dtype()) as vae:
+            decoded = [_decode(vae, chunk) for chunk in chunks]
+            dtype = vae.dtype
+        redo = [i for i, pixels in enumerate(decoded) if pixels is None]
+        if redo:
+            log.warning(
+                "decoding in %s gave NaN or inf in %d of %d batches; decoded them again in float32",
+                str(dtype).removeprefix("torch."),
+                len(redo),
+                len(chunks),
+            )
+            with self._working_vae(torch.float32) as vae:
+                for i in redo:
+                    decoded[i] = _decode(vae, chunks[i])
+        return torch.cat(decoded)
+
+    def _decode_dtype(self) -> torch.dtype | None:
+        """The dtype decoding runs in; None: the VAE's usual one (see `_working_vae`)."""
+        if self.vae_dtype != "auto":
+            return DTYPES[self.vae_dtype]
+        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
 
     @contextmanager
-    def _working_vae(self) -> Iterator:
-        """The VAE, in float32 while in use when its config asks for that in half precision
-        (SDXL's VAE overflows in float16); one user at a time, since it may change dtype."""
+    def _working_vae(self, dtype: torch.dtype | None = None) -> Iterator:
+        """The VAE in `dtype` while in use, one user at a time; its own weights are put back
+        afterwards, so none lose precision. None: float32 when the VAE is in half precision and
+        its config asks for the upcast (SDXL's VAE overflows in float16), else its own dtype."""
         vae = self.pipe.vae
-        dtype = vae.dtype
-        upcast = dtype != torch.float32 and getattr(vae.config, "force_upcast", False)
-        # torch's own `to`: diffusers' override logs a warning on every dtype change
+        if dtype is None:
+            upcast = vae.dtype != torch.float32 and getattr(vae.config, "force_upcast", False)
+            dtype = torch.float32 if upcast else vae.dtype
         with self._vae_lock:
-            if upcast:
-                torch.nn.Module.to(vae, torch.float32)
+            if dtype == vae.dtype:
+                yield vae
+                return
+            params = [(p, p.data) for p in vae.parameters()]
+            buffers = [(m, k, b) for m in vae.modules() for k, b in m._buffers.items()]
+            # torch's own `to`: diffusers' override logs a warning on every dtype change
+            torch.nn.Module.to(vae, dtype)
             try:
                 yield vae
             finally:
-                if upcast:
-                    torch.nn.Module.to(vae, dtype)
+                for p, data in params:
+                    p.data = data
+                for module, name, buffer in buffers:
+                    module._buffers[name] = buffer
+
+
+def _decode(vae, latents: torch.Tensor) -> torch.Tensor | None:
+    """8-bit RGB pixels (N, 3, H, W) of latents; None when a half-precision decode gave NaN or
+    inf."""
+    scale, shift = _latent_scaling(vae)
+    pixels = vae.decode(latents.to(vae.dtype) / scale + shift, return_dict=False)[0]
+    if vae.dtype != torch.float32 and not bool(torch.isfinite(pixels).all()):
+        return None
+    return ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def _latent_scaling(vae) -> tuple[float, float]:
