@@ -235,3 +235,58 @@ def test_unreadable_prompt_schedule(capsys, tmp_path, content, expected):
     argv = ["animate", str(prompts), "-o", str(tmp_path / "a.mp4"), *FAST]
     line = refused(capsys, tmp_path, *argv)
     assert line.startswith(f"latentmorph: error: {prompts}: ") and expected in line
+
+
+# --- 3. wrong types in project files ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("model: 42\nkeyframes: [a, b]\n", "model: 42 is not allowed; use text"),
+        (
+            KEYFRAMES + "settings: {parental_crossfeed: {power: 0.5, strength: 1}}\n",
+            "parental_crossfeed.strength: unknown field; allowed: power, range, decay",
+        ),
+        (
+            KEYFRAMES + "settings: {keyframe_crossfeed: {power: 0.5, 7: 1}}\n",
+            "keyframe_crossfeed.7: unknown field",
+        ),
+        (KEYFRAMES + "settings: {batched: 'no'}\n", "batched: 'no' is not allowed; use true or"),
+        (KEYFRAMES + "settings: {batched: 0}\n", "batched: 0 is not allowed; use true or false"),
+        (
+            KEYFRAMES + "settings: {prompt_weighting: 'yes'}\n",
+            "prompt_weighting: 'yes' is not allowed; use true or false",
+        ),
+        (
+            "model: tiny-sd\nkeyframes: [{prompt: 123}, b]\n",
+            "keyframes[0].prompt: 123 is not allowed; use text",
+        ),
+        ("model: tiny-sd\nkeyframes: 5\n", "keyframes: 5 is not allowed; give a list"),
+        (KEYFRAMES + "device: [cpu]\n", "device: a list is not allowed; use text"),
+        (
+            "kind: animation\nprompts: [{frame: x, prompt: a}]\n",
+            "prompts[0].frame: 'x' is not allowed; use a whole number from 0 to 999999",
+        ),
+        (
+            "kind: animation\nprompts: [{frame: 0, prompt: 123}]\n",
+            "prompts[0].prompt: 123 is not allowed; use text",
+        ),
+        ("kind: animation\nprompts: [{frame: 0}]\n", "prompts[0].prompt: missing"),
+        (
+            "kind: animation\nprompts: [{frame: 5, prompt: a}, {frame: 2, prompt: b}]\n",
+            "frames must increase",
+        ),
+        (ANIMATION + "blend: 5\n", "blend: 5 is not allowed; give a mapping with keys from: "),
+        (ANIMATION + "blend: {branchez: 5}\n", "blend.branchez: unknown field"),
+        (ANIMATION + "blend: {batched: 'no'}\n", "batched: 'no' is not allowed"),
+        (ANIMATION + "coherence: {scale: 0.5, beta: 1}\n", "coherence.beta: unknown field"),
+        (ANIMATION + "coherence: on\n", "coherence: True is not allowed; give a mapping"),
+        (ANIMATION + "fixed_noise: 'no'\n", "fixed_noise: 'no' is not allowed; use true or"),
+        (ANIMATION + "model: 42\n", "model: 42 is not allowed; use text"),
+        (ANIMATION + "audio: 42\n", "audio: 42 is not allowed; use text"),
+    ],
+)
+def test_project_file_wrong_types(capsys, tmp_path, text, expected):
+    line = refused(capsys, tmp_path, *movie(tmp_path, text))
+    assert line.startswith(f"latentmorph: error: {tmp_path / 'p.yaml'}: ") and expected in line

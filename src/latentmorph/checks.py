@@ -30,9 +30,44 @@ def show(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def key_name(key: Any) -> str:
+    """A mapping's key as an error message names it: itself when it is short text."""
+    return key if isinstance(key, str) and len(key) <= SHOWN_CHARACTERS else show(key)
+
+
+def check_keys(prefix: str, data: dict, allowed: Sequence[str]) -> None:
+    """Raises InputError naming the first key of `data` that is not `allowed` (`prefix` + key)."""
+    for key in data:
+        if key not in allowed:
+            raise InputError(
+                f"{prefix}{key_name(key)}: unknown field; allowed: {', '.join(allowed)}"
+            )
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """`value` when it is true or false (not a string such as "no", nor a number)."""
+    if not isinstance(value, bool):
+        raise InputError(f"{name}: {show(value)} is not allowed; use true or false")
+    return value
+
+
+def check_text(name: str, value: Any, empty: bool = True) -> str:
+    """`value` when it is text (non-empty unless `empty`)."""
+    if not isinstance(value, str):
+        raise InputError(f"{name}: {show(value)} is not allowed; use text")
+    if not empty and not value.strip():
+        raise InputError(f"{name}: missing; give non-empty text")
+    return value
+
+
 def is_number(value: Any) -> bool:
     """A finite int or float (not a bool)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_whole(value: Any) -> bool:
+    """An int (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_positive(value: Any) -> bool:

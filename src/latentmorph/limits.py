@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .checks import is_number, show
+from .checks import is_number, is_whole, show
 from .errors import InputError
 
 MAX_FPS = 240
@@ -45,7 +45,7 @@ class Limit:
     unit: str = ""
 
     def accepts(self, value: Any) -> bool:
-        if self.whole and not (isinstance(value, int) and not isinstance(value, bool)):
+        if self.whole and not is_whole(value):
             return False
         if not is_number(value):
             return False
@@ -73,6 +73,7 @@ STEPS = Limit(1, MAX_STEPS, whole=True)
 GUIDANCE = Limit(0, MAX_GUIDANCE)
 SEED = Limit(0, SEED_LIMIT - 1, whole=True)
 PORT = Limit(1, 65535, whole=True)
+FRAME = Limit(0, MAX_FRAMES - 1, whole=True)
 
 
 def check_fps(value: Any, name: str = "fps") -> float:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from .blending.settings import BlendSettings
-from .checks import show
+from .checks import check_keys, check_text, show
 from .errors import InputError, ProjectFileError
 from .inputs import read_text
 from .limits import SEED_LIMIT, check_duration, check_fps, check_length, check_seed
@@ -51,12 +51,18 @@ class Project:
         if len(self.keyframes) < 2:
             raise InputError(f"keyframes: {len(self.keyframes)} given; at least 2 are needed")
         for i, kf in enumerate(self.keyframes):
-            if not isinstance(kf.prompt, str) or not kf.prompt.strip():
+            if kf.prompt is not None:
+                check_text(f"keyframes[{i}].prompt", kf.prompt)
+            if kf.prompt is None or not kf.prompt.strip():
                 raise InputError(f"keyframes[{i}].prompt: missing; give a non-empty prompt")
             if kf.seed is not None:
                 check_seed(kf.seed, f"keyframes[{i}].seed")
             if kf.duration is not None:
                 check_duration(kf.duration, f"keyframes[{i}].duration")
+        check_text("model", self.model, empty=False)
+        for name in ("device", "dtype"):
+            if getattr(self, name) is not None:
+                check_text(name, getattr(self, name))
         check_fps(self.fps)
         check_duration(self.duration)
         check_length(sum(self.durations), self.fps)
@@ -107,23 +113,28 @@ class Project:
         """The project described by plain data; raises InputError naming the field."""
         if not isinstance(data, dict):
             raise InputError("the file must hold a mapping with a 'keyframes' list")
-        _check_keys("", data, PROJECT_KEYS + IGNORED_KEYS)
+        check_keys("", data, PROJECT_KEYS + IGNORED_KEYS)
         keyframes = data.get("keyframes")
-        if not isinstance(keyframes, list):
+        if keyframes is None:
             raise InputError("keyframes: missing; give a list of {prompt, seed, duration}")
+        if not isinstance(keyframes, list):
+            raise InputError(
+                f"keyframes: {show(keyframes)} is not allowed; give a list of "
+                "{prompt, seed, duration}"
+            )
         parsed = []
         for i, item in enumerate(keyframes):
             if isinstance(item, str):
                 item = {"prompt": item}
             if not isinstance(item, dict):
                 raise InputError(f"keyframes[{i}]: give a mapping with a prompt")
-            _check_keys(f"keyframes[{i}].", item, KEYFRAME_KEYS)
+            check_keys(f"keyframes[{i}].", item, KEYFRAME_KEYS)
             parsed.append(Keyframe(item.get("prompt"), item.get("seed"), item.get("duration")))
         settings = data.get("settings") or {}
         if not isinstance(settings, dict):
             raise InputError("settings: give a mapping of setting names to values")
         allowed = tuple(f.name for f in dataclasses.fields(BlendSettings))
-        _check_keys("settings.", settings, allowed)
+        check_keys("settings.", settings, allowed)
         options = {k: data[k] for k in PROJECT_KEYS[:5] if data.get(k) is not None}
         return cls(keyframes=parsed, settings=BlendSettings(**settings), **options)
 
@@ -209,12 +220,6 @@ def errors_naming(path: str | Path) -> Iterator[None]:
         yield
     except InputError as error:
         raise ProjectFileError(f"{path}: {error}") from None
-
-
-def _check_keys(prefix: str, data: dict, allowed: tuple[str, ...]) -> None:
-    for key in data:
-        if key not in allowed:
-            raise InputError(f"{prefix}{key}: unknown field; allowed: {', '.join(allowed)}")
 
 
 def save_project_data(data: dict[str, Any], path: str | Path) -> Path:

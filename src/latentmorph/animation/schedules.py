@@ -189,6 +189,14 @@ def _check_keyframes(keyframes: Iterable[PromptKeyframe], source: str) -> list[P
     return checked
 
 
+def check_prompt_keyframes(
+    keyframes: Iterable[PromptKeyframe], source: str = "prompts"
+) -> list[PromptKeyframe]:
+    """``keyframes`` as a list, checked to be what parse_prompt_schedule can return: frames
+    increasing, prompts non-empty single lines."""
+    return _check_keyframes(keyframes, source)
+
+
 def format_prompt_schedule(keyframes: Iterable[PromptKeyframe]) -> str:
     """Schedule text that parse_prompt_schedule reads back as ``keyframes``."""
     checked = _check_keyframes(keyframes, "keyframes")

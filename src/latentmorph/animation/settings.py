@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..blending.settings import BlendSettings
-from ..checks import check_choice, is_number
+from ..checks import check_choice, check_flag, check_keys, check_text, is_number, is_whole, show
 from ..choices import (
     ANIMATION_MODES,
     AUDIO_COMPONENTS,
@@ -17,12 +17,20 @@ from ..choices import (
     CURVES,
 )
 from ..errors import InputError
-from ..limits import MAX_GUIDANCE, check_duration, check_fps, check_length, check_seed
+from ..limits import (
+    FRAME,
+    MAX_GUIDANCE,
+    check_duration,
+    check_fps,
+    check_length,
+    check_seed,
+)
 from . import DEFAULT_FPS
 from .motion import Motion
 from .schedules import (
     ParameterSchedule,
     PromptKeyframe,
+    check_prompt_keyframes,
     parse_curve,
     parse_frequencies,
     parse_parameter_schedule,
@@ -60,7 +68,7 @@ class Coherence:
             value = getattr(self, name)
             if not is_number(value) or not 0 <= value <= 1:
                 raise InputError(f"coherence {name}: {value!r} is not allowed; use 0 to 1")
-        if not isinstance(self.steps, int) or self.steps < 1:
+        if not is_whole(self.steps) or self.steps < 1:
             raise InputError(
                 f"coherence steps: {self.steps!r} is not allowed; use a whole number >= 1"
             )
@@ -114,10 +122,14 @@ class Animation:
     def __post_init__(self) -> None:
         if not self.prompts:
             raise InputError("prompts: no keyframes; give at least one FRAME: prompt line")
-        if isinstance(self.coherence, dict):
-            self.coherence = Coherence(**self.coherence)
-        if isinstance(self.blend, dict):
-            self.blend = BlendSettings(**self.blend)
+        self.coherence = _nested("coherence", self.coherence, Coherence)
+        self.blend = _nested("blend", self.blend, BlendSettings)
+        check_text("model", self.model, empty=False)
+        for name in ("fixed_noise", "colour_match"):
+            check_flag(name, getattr(self, name))
+        for name in ("audio", "init_video", "device", "dtype"):
+            if getattr(self, name) is not None:
+                check_text(name, getattr(self, name))
         check_choice("mode", self.mode, ANIMATION_MODES)
         check_choice("border", self.border, BORDER_MODES)
         check_choice("curve", self.curve, CURVES)
@@ -221,18 +233,44 @@ class Animation:
         """The animation described by plain data, with its audio and video paths taken relative
         to `folder` when given; raises InputError naming the field."""
         allowed = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in allowed + ["kind", "latentmorph", "versions"]:
-                raise InputError(f"{key}: unknown field; allowed: {', '.join(allowed)}")
-        prompts = data.get("prompts")
-        if not isinstance(prompts, list) or not all(
-            isinstance(p, dict) and set(p) == {"frame", "prompt"} for p in prompts
-        ):
-            raise InputError("prompts: give a list of {frame, prompt}")
+        ignored = ("kind", "latentmorph", "versions")
+        check_keys("", {k: v for k, v in data.items() if k not in ignored}, allowed)
         values = {k: v for k, v in data.items() if k in allowed and k != "prompts"}
         if folder is not None:
             for key in MEDIA_FIELDS:
                 if values.get(key):
-                    values[key] = str(folder / Path(values[key]).expanduser())
-        keyframes = [PromptKeyframe(int(p["frame"]), str(p["prompt"])) for p in prompts]
-        return cls(prompts=keyframes, **values)
+                    path = Path(check_text(key, values[key])).expanduser()
+                    values[key] = str(folder / path)
+        return cls(prompts=_prompt_keyframes(data.get("prompts")), **values)
+
+
+def _prompt_keyframes(prompts: Any) -> list[PromptKeyframe]:
+    """The prompt keyframes of a project file's `prompts` list."""
+    if not isinstance(prompts, list) or not all(isinstance(p, dict) for p in prompts):
+        raise InputError("prompts: give a list of {frame, prompt}")
+    keyframes = []
+    for i, item in enumerate(prompts):
+        check_keys(f"prompts[{i}].", item, ("frame", "prompt"))
+        for key in ("frame", "prompt"):
+            if key not in item:
+                raise InputError(f"prompts[{i}].{key}: missing; give a frame and a prompt")
+        frame = FRAME.check(item["frame"], f"prompts[{i}].frame")
+        prompt = check_text(f"prompts[{i}].prompt", item["prompt"], empty=False)
+        keyframes.append(PromptKeyframe(frame, prompt.strip()))
+    return check_prompt_keyframes(keyframes)
+
+
+def _nested(name: str, value: Any, kind: type) -> Any:
+    """A `kind` (Coherence, BlendSettings) given as itself, a mapping of its fields or None."""
+    if isinstance(value, kind):
+        return value
+    if value is None:
+        return kind()
+    fields = [f.name for f in dataclasses.fields(kind)]
+    if not isinstance(value, dict):
+        raise InputError(
+            f"{name}: {show(value)} is not allowed; give a mapping with keys from: "
+            f"{', '.join(fields)}"
+        )
+    check_keys(f"{name}.", value, fields)
+    return kind(**value)

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..checks import check_choice, is_positive
+from ..checks import check_choice, check_flag, check_keys, is_positive, show
 from ..choices import DISTANCES, PLACEMENTS, QUALITIES
 from ..errors import InputError
 from ..limits import check_guidance, check_size
@@ -27,10 +27,11 @@ def _crossfeed(name: str, value) -> Crossfeed | None:
     if value is None or isinstance(value, Crossfeed):
         return value
     if isinstance(value, dict):
+        check_keys(f"{name}.", value, ("power", "range", "decay"))
         return Crossfeed(**value)
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3:
         return Crossfeed(*value)
-    raise InputError(f"{name}: {value!r} is not allowed; use three numbers: power range decay")
+    raise InputError(f"{name}: {show(value)} is not allowed; use three numbers: power range decay")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class BlendSettings:
             check_steps(self.steps)
         if self.branches is not None:
             check_branches(self.branches)
+        check_flag("batched", self.batched)
+        check_flag("prompt_weighting", self.prompt_weighting)
         check_fraction("depth_strength", self.depth_strength)
         check_fraction("guidance_damper", self.guidance_damper)
         chosen = [n for n in ("branches", "time_budget", "quality", "plan") if getattr(self, n)]
