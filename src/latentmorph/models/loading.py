@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import warnings
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import (
+    DiffusionPipeline,
+    FluxPipeline,
+    StableDiffusion3Pipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+)
 
 from ..errors import ModelLoadError
 from .adapter import DiffusionAdapter, FamilyDefaults, SDXLAdapter
 from .device import resolve_device, resolve_dtype
-from .presets import PRESETS, SD_DEFAULTS, SDXL_DEFAULTS, preset_for_source
+from .flux import FluxAdapter
+from .presets import (
+    FLOW_TURBO_DEFAULTS,
+    FLUX_DEV_DEFAULTS,
+    PRESETS,
+    SD3_DEFAULTS,
+    SD_DEFAULTS,
+    SDXL_DEFAULTS,
+    preset_for_source,
+)
+from .sd3 import SD3Adapter
 from .tiny import tiny_sd_pipeline, tiny_sdxl_pipeline
+from .tiny_flow import tiny_flux_pipeline, tiny_sd3_pipeline
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -22,6 +40,15 @@ WHAT_TO_DO = (
     "connect to the network (and run `hf auth login` for gated models), "
     "pass a local diffusers folder or .safetensors file, or use --model demo"
 )
+TINY_PIPELINES = {
+    "tiny-sd": tiny_sd_pipeline,
+    "tiny-sdxl": tiny_sdxl_pipeline,
+    "tiny-sd3": tiny_sd3_pipeline,
+    "tiny-flux": tiny_flux_pipeline,
+}
+FLOW_SINGLE_FILE_KEYS = ("joint_blocks.", "double_blocks.")
+"""Key parts of single-file SD3 (MMDiT) and FLUX checkpoints."""
+FLOW_PIPELINES = ("StableDiffusion3Pipeline", "FluxPipeline")
 
 
 def load_pipeline(
@@ -29,28 +56,73 @@ def load_pipeline(
     device: str | None = None,
     dtype: str | None = None,
     allow_pickle: bool = False,
+    offload: bool = False,
 ) -> DiffusionAdapter:
     """Loads `model` (preset name, hub id, local diffusers folder or single .safetensors file).
 
-    Device `auto` picks cuda, then mps, then cpu; dtype `auto` is float16 on cuda, else float32.
-    Pickle checkpoints (.ckpt, .bin, ...) are refused unless `allow_pickle` is set.
+    Device `auto` picks cuda, then mps, then cpu; dtype `auto` is float16 on cuda (bfloat16
+    for SD3 and FLUX models, whose T5 encoder overflows in float16), else float32.
+    Pickle checkpoints (.ckpt, .bin, ...) are refused unless `allow_pickle` is set. With
+    `offload` on cuda, each model of the pipeline (text encoders, UNet or transformer, VAE) is
+    moved to the GPU only while it runs (diffusers' model CPU offload); elsewhere it is ignored,
+    with a notice.
     """
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     preset = PRESETS.get(model)
     source = preset.source if preset else model
-    if source == "tiny-sd":
-        pipe = tiny_sd_pipeline()
-    elif source == "tiny-sdxl":
-        pipe = tiny_sdxl_pipeline()
+    if (
+        torch_dtype == torch.float16
+        and dtype in (None, "auto")
+        and torch.cuda.is_bf16_supported()
+        and is_flow_source(source)
+    ):
+        torch_dtype = torch.bfloat16
+    if source in TINY_PIPELINES:
+        pipe = TINY_PIPELINES[source]()
     else:
         pipe = _load_diffusers(source, torch_device, torch_dtype, allow_pickle)
         preset = preset or preset_for_source(source)
-    if pipe.unet.dtype != torch_dtype:
-        pipe.to(torch_dtype)
-    if pipe.unet.device != torch_device:
-        pipe.to(torch_device)
-    return adapter_for(pipe, preset.defaults if preset else None, model)
+    adapter = adapter_for(pipe, preset.defaults if preset else None, model)
+    _place(adapter, torch_device, torch_dtype, offload)
+    return adapter
+
+
+def is_flow_source(source: str) -> bool:
+    """Whether `source` declares a flow-matching (SD3, FLUX) pipeline, as far as its
+    `model_index.json` tells before loading."""
+    if source in TINY_PIPELINES:
+        return TINY_PIPELINES[source] in (tiny_sd3_pipeline, tiny_flux_pipeline)
+    path = Path(source).expanduser()
+    if path.suffix.lower() in PICKLE_SUFFIXES + (".safetensors",):
+        return False
+    if not (path.is_dir() or HUB_ID.match(source)):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = DiffusionPipeline.load_config(str(path) if path.is_dir() else source)
+    except Exception:  # unreadable here: loading it says why
+        return False
+    return config.get("_class_name") in FLOW_PIPELINES
+
+
+def _place(
+    adapter: DiffusionAdapter, device: torch.device, dtype: torch.dtype, offload: bool
+) -> None:
+    """Puts the adapter's pipeline in `dtype` on `device`, offloaded if asked and possible."""
+    pipe = adapter.pipe
+    if adapter.dtype != dtype:
+        pipe.to(dtype)
+    if offload and device.type == "cuda":
+        pipe.enable_model_cpu_offload(device=device)
+        return
+    if offload:
+        adapter.notices.append(
+            f"offload ignored on {device.type}: model CPU offload is for cuda devices"
+        )
+    if adapter.device != device:
+        pipe.to(device)
 
 
 def adapter_for(pipe, defaults: FamilyDefaults | None = None, name: str = "") -> DiffusionAdapter:
@@ -59,10 +131,15 @@ def adapter_for(pipe, defaults: FamilyDefaults | None = None, name: str = "") ->
         cls, family_defaults = SDXLAdapter, SDXL_DEFAULTS
     elif isinstance(pipe, StableDiffusionPipeline):
         cls, family_defaults = DiffusionAdapter, SD_DEFAULTS
+    elif isinstance(pipe, StableDiffusion3Pipeline):
+        cls, family_defaults = SD3Adapter, SD3_DEFAULTS
+    elif isinstance(pipe, FluxPipeline):
+        guided = pipe.transformer.config.guidance_embeds
+        cls, family_defaults = FluxAdapter, FLUX_DEV_DEFAULTS if guided else FLOW_TURBO_DEFAULTS
     else:
         raise ModelLoadError(
             f"model {name or ''}: pipeline class {type(pipe).__name__} is not supported; "
-            "use a Stable Diffusion 1.x/2.x or SDXL text-to-image model"
+            "use a Stable Diffusion 1.x/2.x, SDXL, SD3/3.5 or FLUX.1 text-to-image model"
         )
     if defaults is None:
         defaults = _folder_defaults(pipe) or _native_size_defaults(pipe, family_defaults)
@@ -70,10 +147,10 @@ def adapter_for(pipe, defaults: FamilyDefaults | None = None, name: str = "") ->
 
 
 def _native_size_defaults(pipe, defaults: FamilyDefaults) -> FamilyDefaults:
-    size = int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
-    return FamilyDefaults(
-        defaults.steps, defaults.guidance_scale, size, size, defaults.parental_crossfeed
-    )
+    """The family's defaults at the size the pipeline makes when given none."""
+    sample_size = getattr(pipe, "default_sample_size", None) or pipe.unet.config.sample_size
+    size = int(sample_size) * int(pipe.vae_scale_factor)
+    return dataclasses.replace(defaults, width=size, height=size)
 
 
 def _folder_defaults(pipe) -> FamilyDefaults | None:
@@ -136,7 +213,13 @@ def _load_single_file(path: Path, dtype: torch.dtype):
 
     if path.suffix.lower() == ".safetensors":
         with safe_open(str(path), framework="pt") as f:
-            sdxl = any(k.startswith("conditioner.embedders.1.") for k in f.keys())  # noqa: SIM118
+            keys = list(f.keys())
+        sdxl = any(k.startswith("conditioner.embedders.1.") for k in keys)
+        if any(part in k for k in keys for part in FLOW_SINGLE_FILE_KEYS):
+            raise ModelLoadError(
+                f"model {str(path)!r}: single-file SD3 and FLUX checkpoints are not supported; "
+                "use the model's diffusers folder or hub id"
+            )
     else:
         sdxl = False
     cls = StableDiffusionXLPipeline if sdxl else StableDiffusionPipeline

@@ -1,0 +1,186 @@
+"""What flow-matching families (SD3, FLUX) share behind the adapter interface.
+
+A transformer predicts a velocity that FlowMatchEulerDiscreteScheduler integrates over a schedule
+of sigmas from 1 (pure noise) toward 0. Latents stay unpacked (batch, channels, height, width)
+everywhere the engine sees them, as SD's and SDXL's do.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
+
+from ..errors import InputError
+from .adapter import Conditioning, DiffusionAdapter, FamilyDefaults, StepHook
+from .compiled import CompiledCall
+
+Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class FlowAdapter(DiffusionAdapter):
+    """Diffusion through a flow-matching transformer pipeline; a family gives its text encoding,
+    its velocity call and how its schedule shifts with the image size."""
+
+    family = "flow"
+    max_shift_default = 1.15
+    """The pipeline's fallback for the scheduler's `max_shift` in its resolution shift."""
+
+    def __init__(self, pipe, defaults: FamilyDefaults, name: str = "") -> None:
+        super().__init__(pipe, defaults, name)
+        self._compiled_transformer: CompiledCall | None = None
+
+    def _use_deterministic_scheduler(self) -> None:
+        """Replaces any other scheduler (or stochastic sampling) by deterministic flow-matching
+        Euler, with a notice."""
+        scheduler = self.pipe.scheduler
+        if isinstance(scheduler, FlowMatchEulerDiscreteScheduler) and not scheduler.config.get(
+            "stochastic_sampling", False
+        ):
+            return
+        self.notices.append(
+            f"scheduler {type(scheduler).__name__} replaced by deterministic "
+            "FlowMatchEulerDiscreteScheduler (latent blending needs a deterministic "
+            "single-step scheduler)"
+        )
+        self.pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+            scheduler.config, stochastic_sampling=False
+        )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipe.transformer.dtype
+
+    @property
+    def latent_channels(self) -> int:
+        """Channels of the (unpacked) latents."""
+        return int(self.pipe.vae.config.latent_channels)
+
+    def _encode_weighted(self, prompts: Sequence[str], negative_prompt: str) -> Conditioning:
+        raise InputError(
+            f"prompt_weighting: not available for {self.family} models; "
+            "use it with SD 1.x/2.x or SDXL models"
+        )
+
+    # --- schedule ---------------------------------------------------------------------------
+
+    def _image_seq_len(self, latents: torch.Tensor) -> int:
+        """Image tokens the transformer sees for latents of this shape."""
+        raise NotImplementedError
+
+    def _timestep_options(self, steps: int, latents: torch.Tensor | None) -> dict:
+        """Arguments of `set_timesteps` besides the step count, as the family's pipeline passes
+        them (custom sigmas, the resolution shift `mu`)."""
+        config = self.pipe.scheduler.config
+        if not config.get("use_dynamic_shifting", False) or latents is None:
+            return {}
+        mu = calculate_shift(
+            self._image_seq_len(latents),
+            config.get("base_image_seq_len", 256),
+            config.get("max_image_seq_len", 4096),
+            config.get("base_shift", 0.5),
+            config.get("max_shift", self.max_shift_default),
+        )
+        return {"mu": mu}
+
+    def scheduler(self, steps: int, latents: torch.Tensor | None = None):
+        """A fresh scheduler set to `steps` steps for latents shaped like `latents` (with dynamic
+        shifting the schedule depends on the image size)."""
+        options = self._timestep_options(steps, latents)
+        key = (steps, options.get("mu"))
+        if key not in self._schedulers:
+            scheduler = copy.deepcopy(self.pipe.scheduler)
+            retrieve_timesteps(scheduler, steps, self.device, **options)
+            self._schedulers[key] = scheduler
+        return copy.deepcopy(self._schedulers[key])
+
+    # --- latents ----------------------------------------------------------------------------
+
+    def unit_noise(self, seeds: Sequence[int], width: int, height: int) -> torch.Tensor:
+        """Standard normal latents, one CPU generator per seed, so a batch equals its seeds
+        run alone and a seed gives the same noise on every device."""
+        f = int(self.pipe.vae_scale_factor)
+        shape = (1, self.latent_channels, height // f, width // f)
+        noise = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
+        return torch.cat(noise).to(self.device, self.dtype)
+
+    def initial_latents(self, unit_noise: torch.Tensor, steps: int) -> torch.Tensor:
+        """Unit noise as it is: flow-matching schedules start at sigma 1, pure noise."""
+        return unit_noise
+
+    def noised(
+        self, clean: torch.Tensor, unit_noise: torch.Tensor, steps: int, start: int
+    ) -> torch.Tensor:
+        """Clean latents noised to the level at which step `start` of the schedule begins
+        (sigma·noise + (1 − sigma)·clean)."""
+        scheduler = self.scheduler(steps, clean)
+        scheduler.set_begin_index(start)
+        t = scheduler.timesteps[start : start + 1].repeat(clean.shape[0])
+        return scheduler.scale_noise(clean, t, unit_noise)
+
+    # --- denoising --------------------------------------------------------------------------
+
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, *conditioning) -> torch.Tensor:
+        """The transformer's velocity for latents `x` at timestep `t` (a scalar), every other
+        argument a tensor with a row per row of `x` (or None)."""
+        raise NotImplementedError
+
+    def _transformer_call(self) -> CompiledCall:
+        """`_forward`, compiled as `compile` says (see `models.compiled`)."""
+        if self._compiled_transformer is None:
+            self._compiled_transformer = CompiledCall(
+                self.pipe.transformer, self._forward, "transformer"
+            )
+        self._compiled_transformer.set_mode(self.compile)
+        return self._compiled_transformer
+
+    def _velocity(self, cond: Conditioning, guidance: torch.Tensor) -> Velocity:
+        """The family's velocity prediction `(latents, t) -> velocity` for a batch with this
+        conditioning and per-row guidance."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        cond: Conditioning,
+        steps: int,
+        start: int = 0,
+        stop: int | None = None,
+        guidance_scale: float | torch.Tensor = 0.0,
+        on_step: StepHook | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[torch.Tensor]:
+        """Runs steps [start, stop) of a `steps`-step schedule for the whole batch.
+
+        Returns the latents that entered each step, then the final latents (stop - start + 1
+        tensors). `on_step(i, latents)` is called before step i and returns the latents to use.
+        Guidance works as in the family's pipeline (SD3: classifier-free when above 1, batched
+        with the rest; FLUX: the guidance embedding, where the model has one).
+        """
+        stop = steps if stop is None else stop
+        scheduler = self.scheduler(steps, latents)
+        scheduler.set_begin_index(start)
+        guidance = torch.as_tensor(guidance_scale, dtype=torch.float32).flatten()
+        guidance = guidance.expand(latents.shape[0]).to(self.device)
+        velocity = self._velocity(cond, guidance)
+        trajectory = []
+        for i in range(start, stop):
+            if on_step is not None:
+                latents = on_step(i, latents)
+            trajectory.append(latents)
+            t = scheduler.timesteps[i]
+            latents = scheduler.step(velocity(latents, t), t, latents, return_dict=False)[0]
+            if progress is not None:
+                progress(latents.shape[0])
+        trajectory.append(latents)
+        return trajectory
+
+
+def text_length(tokenizer, family_length: int) -> int:
+    """T5 tokens per prompt: the family's length, or the tokenizer's limit if that is less."""
+    limit = getattr(tokenizer, "model_max_length", None) or family_length
+    return min(family_length, int(limit))

@@ -1,0 +1,117 @@
+"""The adapter of FLUX.1 pipelines (schnell, dev and models of their architecture)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .adapter import Conditioning
+from .flow import FlowAdapter, Velocity, text_length
+
+GUIDED_TEXT_LENGTH = 512
+"""T5 tokens per prompt for models with a guidance embedding (FLUX.1-dev), as its pipeline uses."""
+UNGUIDED_TEXT_LENGTH = 256
+"""T5 tokens per prompt for models without one (FLUX.1-schnell), as its model card uses."""
+log = logging.getLogger(__name__)
+
+
+class FluxAdapter(FlowAdapter):
+    """Diffusion through a FLUX.1 pipeline: T5 sequence and pooled CLIP embeddings, a velocity
+    over packed 2x2 latent patches, guidance as an embedding (FLUX.1-dev) or none (schnell).
+
+    There is no unconditional branch, so a negative prompt has no effect.
+    """
+
+    family = "flux"
+
+    @property
+    def size_multiple(self) -> int:
+        """Width and height must be multiples of this many pixels (VAE factor times the 2x2
+        packing)."""
+        return int(self.pipe.vae_scale_factor) * 2
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.pipe.transformer.config.in_channels) // 4
+
+    @property
+    def guided(self) -> bool:
+        """Whether the model takes the guidance scale as an embedding."""
+        return bool(self.pipe.transformer.config.guidance_embeds)
+
+    @property
+    def text_length(self) -> int:
+        """T5 tokens per prompt."""
+        family = GUIDED_TEXT_LENGTH if self.guided else UNGUIDED_TEXT_LENGTH
+        return text_length(getattr(self.pipe, "tokenizer_2", None), family)
+
+    @torch.no_grad()
+    def encode(
+        self, prompts: Sequence[str], negative_prompt: str = "", weighted: bool = False
+    ) -> Conditioning:
+        if weighted:
+            return self._encode_weighted(prompts, negative_prompt)
+        if negative_prompt:
+            log.warning("negative prompt ignored: FLUX models have no unconditional branch")
+        embeds, pooled, _ = self.pipe.encode_prompt(
+            prompt=list(prompts),
+            prompt_2=None,
+            device=self.device,
+            num_images_per_prompt=1,
+            max_sequence_length=self.text_length,
+        )
+        return Conditioning({"embeds": embeds, "pooled": pooled})
+
+    def _image_seq_len(self, latents: torch.Tensor) -> int:
+        return (latents.shape[-2] // 2) * (latents.shape[-1] // 2)
+
+    def _timestep_options(self, steps: int, latents: torch.Tensor | None) -> dict:
+        """Sigmas evenly from 1 to 1/steps and the resolution shift, as `FluxPipeline` sets
+        them."""
+        config = self.pipe.scheduler.config
+        options = super()._timestep_options(steps, latents)
+        if not config.get("use_flow_sigmas", False):
+            options["sigmas"] = np.linspace(1.0, 1 / steps, steps)
+        return options
+
+    def _forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        guidance: torch.Tensor | None,
+        pooled: torch.Tensor,
+        embeds: torch.Tensor,
+    ) -> torch.Tensor:
+        """The velocity of unpacked latents: packed into 2x2 patches with their image ids for
+        the transformer, its output unpacked."""
+        pipe = self.pipe
+        batch, channels, height, width = x.shape
+        f = int(pipe.vae_scale_factor)
+        text_ids = torch.zeros(embeds.shape[1], 3, device=x.device, dtype=embeds.dtype)
+        image_ids = pipe._prepare_latent_image_ids(
+            batch, height // 2, width // 2, x.device, embeds.dtype
+        )
+        pred = pipe.transformer(
+            hidden_states=pipe._pack_latents(x, batch, channels, height, width),
+            timestep=t.expand(batch).to(x.dtype) / 1000,
+            guidance=guidance,
+            pooled_projections=pooled,
+            encoder_hidden_states=embeds,
+            txt_ids=text_ids,
+            img_ids=image_ids,
+            return_dict=False,
+        )[0]
+        return pipe._unpack_latents(pred, height * f, width * f, f)
+
+    def _velocity(self, cond: Conditioning, guidance: torch.Tensor) -> Velocity:
+        t = cond.tensors
+        embedded = guidance if self.guided else None
+        transformer = self._transformer_call()
+
+        def velocity(x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+            return transformer(x, timestep, embedded, t["pooled"], t["embeds"])
+
+        return velocity

@@ -1,0 +1,91 @@
+"""The adapter of Stable Diffusion 3 / 3.5 pipelines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .adapter import Conditioning
+from .flow import FlowAdapter, Velocity, text_length
+
+SD3_TEXT_LENGTH = 256
+"""T5 tokens per prompt, as `StableDiffusion3Pipeline` uses by default."""
+
+
+class SD3Adapter(FlowAdapter):
+    """Diffusion through an SD3/SD3.5 pipeline: two CLIP encoders and a T5 joined into one
+    sequence plus pooled CLIP embeddings, an MMDiT velocity, classifier-free guidance."""
+
+    family = "sd3"
+    max_shift_default = 1.16
+
+    @property
+    def size_multiple(self) -> int:
+        """Width and height must be multiples of this many pixels (VAE factor times patch)."""
+        return int(self.pipe.vae_scale_factor) * int(self.pipe.transformer.config.patch_size)
+
+    @property
+    def text_length(self) -> int:
+        """T5 tokens per prompt."""
+        return text_length(getattr(self.pipe, "tokenizer_3", None), SD3_TEXT_LENGTH)
+
+    @torch.no_grad()
+    def encode(
+        self, prompts: Sequence[str], negative_prompt: str = "", weighted: bool = False
+    ) -> Conditioning:
+        if weighted:
+            return self._encode_weighted(prompts, negative_prompt)
+        embeds, negative, pooled, negative_pooled = self.pipe.encode_prompt(
+            prompt=list(prompts),
+            prompt_2=None,
+            prompt_3=None,
+            device=self.device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=True,
+            negative_prompt=[negative_prompt] * len(prompts),
+            max_sequence_length=self.text_length,
+        )
+        return Conditioning(
+            {
+                "embeds": embeds,
+                "negative_embeds": negative,
+                "pooled": pooled,
+                "negative_pooled": negative_pooled,
+            }
+        )
+
+    def _image_seq_len(self, latents: torch.Tensor) -> int:
+        patch = int(self.pipe.transformer.config.patch_size)
+        return (latents.shape[-2] // patch) * (latents.shape[-1] // patch)
+
+    def _forward(
+        self, x: torch.Tensor, t: torch.Tensor, hidden: torch.Tensor, pooled: torch.Tensor
+    ) -> torch.Tensor:
+        return self.pipe.transformer(
+            hidden_states=x,
+            timestep=t.expand(x.shape[0]),
+            encoder_hidden_states=hidden,
+            pooled_projections=pooled,
+            return_dict=False,
+        )[0]
+
+    def _velocity(self, cond: Conditioning, guidance: torch.Tensor) -> Velocity:
+        t = cond.tensors
+        cfg = bool((guidance > 1).any())
+        if cfg:
+            hidden = torch.cat([t["negative_embeds"], t["embeds"]])
+            pooled = torch.cat([t["negative_pooled"], t["pooled"]])
+        else:
+            hidden, pooled = t["embeds"], t["pooled"]
+        g = guidance.view(-1, 1, 1, 1).to(self.dtype)
+        transformer = self._transformer_call()
+
+        def velocity(x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+            pred = transformer(torch.cat([x, x]) if cfg else x, timestep, hidden, pooled)
+            if cfg:
+                uncond, text = pred.chunk(2)
+                pred = uncond + g * (text - uncond)
+            return pred
+
+        return velocity
