@@ -157,6 +157,17 @@ def test_offload_on_cuda_uses_model_cpu_offload(monkeypatch):
     assert moves == [(torch.bfloat16,)]  # auto dtype of a flow model on cuda; never moved whole
 
 
+def test_command_line_takes_flow_presets_and_offload(capsys, tmp_path):
+    from latentmorph.cli import main
+
+    out = tmp_path / "t.gif"
+    argv = ["transition", "a", "b", "-o", str(out), "--model", "tiny-flux", "--steps", "3"]
+    argv += ["--branches", "3", "--duration", "0.5", "--fps", "8", "--device", "cpu"]
+    assert main([*argv, "--offload", "--quiet"]) == 0
+    assert "note: offload ignored on cpu" in capsys.readouterr().err
+    assert out.is_file()
+
+
 def test_ui_loads_the_tiny_flow_models():
     models = ModelCache(keep=1)
     for name in ("tiny-sd3", "tiny-flux"):

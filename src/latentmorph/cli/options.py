@@ -50,12 +50,19 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype",
         default=None,
-        help="float16, bfloat16, float32 or auto (default: auto: float16 on cuda, else float32)",
+        help="float16, bfloat16, float32 or auto (default: auto: float16 on cuda, bfloat16 for "
+        "SD3 and FLUX models, else float32)",
     )
     parser.add_argument(
         "--allow-pickle",
         action="store_true",
         help="allow loading pickle checkpoints (.ckpt, .bin); they can run code when loaded",
+    )
+    parser.add_argument(
+        "--offload",
+        action="store_true",
+        help="keep the pipeline's models in CPU memory and move each to the GPU only while it "
+        "runs (diffusers' model CPU offload: less GPU memory, slower; cuda only)",
     )
     parser.add_argument(
         "--max-batch",
@@ -72,8 +79,9 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="demo",
-        help="preset (demo, sdxl-turbo, sd-turbo, sdxl, sd15, sd21, tiny-sd, tiny-sdxl), hub id, "
-        "local diffusers folder or .safetensors file (default: demo)",
+        help="preset (demo, sdxl-turbo, sd-turbo, sdxl, sd15, sd21, sd35-medium, sd35-large, "
+        "sd35-large-turbo, flux-schnell, flux-dev, tiny-sd, tiny-sdxl, tiny-sd3, tiny-flux), hub "
+        "id, local diffusers folder or .safetensors file (default: demo)",
     )
     parser.add_argument(
         "--steps", type=limited(STEPS), help="diffusion steps (default: the model's)"

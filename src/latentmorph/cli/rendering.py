@@ -64,7 +64,9 @@ def _load_model(
 
     check_output_path(output, project.fps)
     _hide_loading_bars()
-    return load_pipeline(project.model, project.device, project.dtype, args.allow_pickle)
+    return load_pipeline(
+        project.model, project.device, project.dtype, args.allow_pickle, offload=args.offload
+    )
 
 
 def _write(

@@ -33,6 +33,7 @@ def add_parser(commands: Commands) -> None:
     )
     p.add_argument("--device", default=None, help="as for transition")
     p.add_argument("--dtype", default=None, help="as for transition")
+    p.add_argument("--offload", action="store_true", help="as for transition")
     p.set_defaults(run=run)
 
 
@@ -47,4 +48,5 @@ def run(args: argparse.Namespace) -> None:
         share=args.share,
         device=args.device,
         dtype=args.dtype,
+        offload=args.offload,
     )

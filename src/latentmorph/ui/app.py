@@ -467,14 +467,16 @@ def launch(
     share: bool = False,
     device: str | None = None,
     dtype: str | None = None,
+    offload: bool = False,
     block: bool = True,
     serve: Callable[..., Any] | None = None,
 ) -> gr.Blocks:
     """Serves the UI on `host`:`port` (this machine only by default), with `model` loaded first.
 
     A public share link is made only with `share`. With `block` False it returns once serving.
+    `offload` loads models with model CPU offload (see `load_pipeline`).
     """
-    models = ModelCache(device, dtype)
+    models = ModelCache(device, dtype, offload=offload)
     if model:
         models.get(model)
     app = build_app(model, device, dtype, models=models)

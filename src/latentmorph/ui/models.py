@@ -19,15 +19,23 @@ def model_name(preset: str | None, custom: str | None) -> str:
 
 
 class ModelCache:
-    """Loaded models by name, the `keep` most recently used kept; all on one device and dtype.
+    """Loaded models by name, the `keep` most recently used kept; all on one device and dtype,
+    offloaded with `offload` (see `load_pipeline`).
 
     Pickle checkpoints are never loaded: only presets, hub ids, diffusers folders and
     .safetensors files.
     """
 
-    def __init__(self, device: str | None = None, dtype: str | None = None, keep: int = 2) -> None:
+    def __init__(
+        self,
+        device: str | None = None,
+        dtype: str | None = None,
+        keep: int = 2,
+        offload: bool = False,
+    ) -> None:
         self.device = device
         self.dtype = dtype
+        self.offload = offload
         self.keep = keep
         self._models: OrderedDict[str, DiffusionAdapter] = OrderedDict()
         self._lock = threading.Lock()
@@ -43,7 +51,9 @@ class ModelCache:
             with self._lock:
                 if name in self._models:
                     return self._models[name]
-            model = load_pipeline(name, self.device, self.dtype, allow_pickle=False)
+            model = load_pipeline(
+                name, self.device, self.dtype, allow_pickle=False, offload=self.offload
+            )
             with self._lock:
                 self._models[name] = model
                 while len(self._models) > self.keep:
