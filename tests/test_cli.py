@@ -82,7 +82,11 @@ def test_out_of_memory_is_a_note_and_max_batch_overrides_the_project(capsys, tmp
     assert sizes == [2, 2, 1, 1, 1, 1]
     sizes.clear()
     code, _, err = _run(capsys, "movie", str(tmp_path / "t.yaml"), "--quiet", "--max-batch", "1")
-    assert code == 0 and err == "" and sizes == [1, 1, 1, 1]
+    assert code == 0 and sizes == [1, 1, 1, 1]
+    assert err == (  # the project file read is an input: kept
+        f"latentmorph: note: project file written as {tmp_path / 't.render.yaml'}: "
+        f"{tmp_path / 't.yaml'} is an input and is not overwritten\n"
+    )
 
 
 @pytest.mark.parametrize(

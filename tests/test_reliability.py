@@ -9,8 +9,11 @@ FAST = ["--model", "tiny-sd", "--quiet"]
 
 
 @pytest.fixture(autouse=True)
-def no_model(monkeypatch):
-    """Fails a test that loads a model: every case here is refused before that."""
+def no_model(request, monkeypatch):
+    """Fails a test that loads a model: every case here is refused before that, except in the
+    tests marked `renders`."""
+    if request.node.get_closest_marker("renders"):
+        return
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded")
@@ -290,3 +293,94 @@ def test_unreadable_prompt_schedule(capsys, tmp_path, content, expected):
 def test_project_file_wrong_types(capsys, tmp_path, text, expected):
     line = refused(capsys, tmp_path, *movie(tmp_path, text))
     assert line.startswith(f"latentmorph: error: {tmp_path / 'p.yaml'}: ") and expected in line
+
+
+# --- 4. inputs never overwritten -------------------------------------------------------------
+
+TINY = ["--steps", "2", "--width", "32", "--height", "32"]
+
+
+def rendered(capsys, *argv):
+    """Runs the command line; checks that it succeeded; returns stdout and stderr."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out, err
+
+
+@pytest.mark.renders
+def test_animate_keeps_a_prompt_schedule_named_like_the_project_file(capsys, tmp_path):
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text("0: a red circle\n3: a blue square\n")
+    out, err = rendered(
+        capsys, "animate", str(prompts), "-o", str(tmp_path / "prompts.mp4"), *FAST, *TINY
+    )
+    written = tmp_path / "prompts.render.yaml"
+    assert prompts.read_text() == "0: a red circle\n3: a blue square\n"
+    assert written.is_file() and f"(project: {written})" in out
+    assert err == (
+        f"latentmorph: note: project file written as {written}: {prompts} is an input and is "
+        "not overwritten\n"
+    )
+
+
+@pytest.mark.renders
+def test_movie_keeps_the_hand_written_project_file(capsys, tmp_path):
+    text = "# my movie\nmodel: tiny-sd\nfps: 4\nduration: 1\nkeyframes: [a, b]  # two\n"
+    text += "settings: {steps: 2, width: 32, height: 32, branches: 3}\n"
+    project = tmp_path / "proj.yaml"
+    project.write_text(text)
+    out, err = rendered(capsys, "movie", str(project), "--quiet")
+    assert project.read_text() == text
+    assert (tmp_path / "proj.mp4").is_file()
+    assert f"(project: {tmp_path / 'proj.render.yaml'})" in out
+    assert "latentmorph: note: project file written as" in err
+    # rendering the written file again keeps it too
+    out, _ = rendered(capsys, "movie", str(tmp_path / "proj.render.yaml"), "--quiet")
+    assert f"(project: {tmp_path / 'proj.render.render.yaml'})" in out
+
+
+def test_project_path_beside_an_output_avoids_inputs(tmp_path):
+    from latentmorph.project import project_path_for
+
+    inputs = [("project file", tmp_path / "a.yaml"), ("audio", tmp_path / "a.render.yaml")]
+    assert project_path_for(tmp_path / "a.mp4", inputs) == tmp_path / "a.render-2.yaml"
+    assert project_path_for(tmp_path / "b.mp4", inputs) == tmp_path / "b.yaml"
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--audio", "{d}/track.mp4", "-o", "{d}/track.mp4"], "would overwrite the --audio file"),
+        (
+            ["--init-video", "{d}/clip.mp4", "-o", "{d}/clip.mp4"],
+            "would overwrite the --init-video",
+        ),
+        (["-o", "{d}/prompts.txt"], "would overwrite the prompt schedule file"),
+    ],
+)
+def test_animate_output_equal_to_an_input(capsys, tmp_path, args, expected):
+    for name in ("track.mp4", "clip.mp4"):
+        (tmp_path / name).write_bytes(b"not really a video")
+    args = [a.format(d=tmp_path) for a in args]
+    line = refused(capsys, tmp_path, *animate(tmp_path, *args))  # the last -o counts
+    assert line.startswith("latentmorph: error: -o/--output: ") and expected in line
+    assert (tmp_path / "track.mp4").read_bytes() == b"not really a video"
+
+
+def test_movie_default_output_equal_to_the_project_file(capsys, tmp_path):
+    project = tmp_path / "p.mp4"
+    project.write_text(KEYFRAMES)
+    line = refused(capsys, tmp_path, "movie", str(project), "--quiet")
+    assert line == (
+        f"latentmorph: error: output: {project} would overwrite the project file {project}; "
+        "give the output another name"
+    )
+
+
+def test_movie_output_equal_to_the_audio_of_an_animation(capsys, tmp_path):
+    (tmp_path / "song.mp4").write_bytes(b"not really a song")
+    line = refused(
+        capsys, tmp_path, *movie(tmp_path, ANIMATION + "audio: song.mp4\n", output="song.mp4")
+    )
+    assert f"output: {tmp_path / 'song.mp4'} would overwrite the audio" in line

@@ -56,13 +56,18 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return os.path.abspath(Path(a).expanduser()) == os.path.abspath(Path(b).expanduser())
 
 
-def check_not_input(output: str | Path, inputs: Iterable[tuple[str, str | Path | None]]) -> None:
-    """Refuses an output path that names one of the `inputs`, given as (field, path) pairs."""
+def check_not_input(
+    output: str | Path,
+    inputs: Iterable[tuple[str, str | Path | None]],
+    name: str = "output",
+) -> None:
+    """Refuses an output path that names one of the `inputs`, given as (field, path) pairs;
+    the error names `name` (the output's field)."""
     for field, path in inputs:
         if path is not None and same_file(output, path):
             raise InputError(
-                f"{field}: {path} is also the output; give the output another name so that the "
-                "input is not overwritten"
+                f"{name}: {output} would overwrite the {field} {path}; give the output "
+                "another name"
             )
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -17,7 +18,7 @@ import yaml
 from .blending.settings import BlendSettings
 from .checks import check_keys, check_text, show
 from .errors import InputError, ProjectFileError
-from .inputs import read_text
+from .inputs import free_name, read_text
 from .limits import SEED_LIMIT, check_duration, check_fps, check_length, check_seed
 
 FORMAT_VERSION = 1
@@ -46,6 +47,8 @@ class Project:
     settings: BlendSettings = field(default_factory=BlendSettings)
     device: str | None = None
     dtype: str | None = None
+    source: Path | None = field(default=None, compare=False, kw_only=True)
+    """The project file it was read from (not saved): outputs never replace it."""
 
     def __post_init__(self) -> None:
         if len(self.keyframes) < 2:
@@ -66,6 +69,10 @@ class Project:
         check_fps(self.fps)
         check_duration(self.duration)
         check_length(sum(self.durations), self.fps)
+
+    def inputs(self) -> list[tuple[str, Path]]:
+        """The files it was read from, as (field, path) pairs: outputs never replace them."""
+        return [("project file", Path(self.source))] if self.source is not None else []
 
     @property
     def durations(self) -> list[float]:
@@ -106,7 +113,9 @@ class Project:
         if project_kind(data) != "movie":
             raise ProjectFileError(f"{path}: holds an animation, not a movie of keyframes")
         with errors_naming(path):
-            return cls.from_dict(data)
+            project = cls.from_dict(data)
+        project.source = Path(path)
+        return project
 
     @classmethod
     def from_dict(cls, data: Any) -> Project:
@@ -243,7 +252,14 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def project_path_for(output: str | Path) -> Path:
-    """Where the project file of an output goes: beside it, with the extension .yaml."""
+def project_path_for(output: str | Path, inputs: Iterable[tuple[str, Path]] = ()) -> Path:
+    """Where the project file of an output goes: beside it, with the extension .yaml; or when
+    that is one of the `inputs` ((field, path) pairs), NAME.render.yaml, with a logged note."""
     output = Path(os.fspath(output).rstrip("/\\"))
-    return output.with_name(output.stem + ".yaml") if output.suffix else output.with_suffix(".yaml")
+    path = output.with_name(output.stem + ".yaml") if output.suffix else output.with_suffix(".yaml")
+    free = free_name(path, [p for _, p in inputs])
+    if free != path:
+        logging.getLogger("latentmorph").warning(
+            f"project file written as {free}: {path} is an input and is not overwritten"
+        )
+    return free

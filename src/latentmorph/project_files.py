@@ -21,5 +21,8 @@ def load_project(path: str | Path) -> Project | Animation:
         if project_kind(data) == "animation":
             from .animation.settings import Animation
 
-            return Animation.from_dict(data, folder=path.parent)
-        return Project.from_dict(data)
+            project = Animation.from_dict(data, folder=path.parent)
+        else:
+            project = Project.from_dict(data)
+    project.source = path
+    return project

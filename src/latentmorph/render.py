@@ -120,7 +120,7 @@ class MovieRenderer:
 
         With `sheet` (a .png path), also writes the contact sheet of every segment's tree.
         """
-        output = check_output_path(output, self.project.fps)
+        output = check_output_path(output, self.project.fps, self.project.inputs())
         sheet = check_sheet_path(sheet) if sheet is not None else None
         outlines: list[TreeOutline] = []
         fps = self.project.fps
@@ -141,7 +141,8 @@ class MovieRenderer:
                 if sheet is not None:
                     outlines.append(outline(tree))
         self._bar.close()
-        project_file = self.recorded_project().save(project_path_for(output))
+        project_path = project_path_for(output, self.project.inputs())
+        project_file = self.recorded_project().save(project_path)
         if sheet is not None:
             write_sheet(outlines, self.settings.steps, sheet)
         stats = self.engine.stats
@@ -166,7 +167,7 @@ def render_project(
 ) -> Summary:
     """Renders a project to `output` (mp4, webm, gif or a PNG folder) with its project file, and
     with `sheet` (a .png path) the contact sheet of its segments' trees."""
-    check_output_path(output, project.fps)
+    check_output_path(output, project.fps, project.inputs())
     if sheet is not None:
         check_sheet_path(sheet)
     return MovieRenderer(project, model, progress).write(output, sheet=sheet)

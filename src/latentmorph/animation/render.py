@@ -214,7 +214,7 @@ class AnimationRenderer:
 
     def write(self, output: str | Path) -> Summary:
         """Writes the animation, with the soundtrack when there is audio, and its project file."""
-        output = check_output_path(output, self.fps)
+        output = check_output_path(output, self.fps, self.animation.inputs())
         audio = self.animation.audio if output.suffix in (".mp4", ".webm") else None
         with ExitStack() as stack:
             writer = stack.enter_context(open_writer(output, self.fps, self.size, audio=audio))
@@ -224,7 +224,8 @@ class AnimationRenderer:
             for image in self.render_frames():
                 writer.write(image)
                 bar.update()
-        project_file = save_project_data(self.recorded().to_dict(), project_path_for(output))
+        project_path = project_path_for(output, self.animation.inputs())
+        project_file = save_project_data(self.recorded().to_dict(), project_path)
         return Summary(
             output=output,
             project_file=project_file,

@@ -118,6 +118,9 @@ class Animation:
     blend: BlendSettings = field(default_factory=BlendSettings)
     device: str | None = None
     dtype: str | None = None
+    source: Path | None = field(default=None, compare=False, kw_only=True)
+    """The project file or prompt schedule it was read from (not saved): outputs never replace
+    it."""
 
     def __post_init__(self) -> None:
         if not self.prompts:
@@ -164,6 +167,12 @@ class Animation:
         )
         if self.mode == "blend" and not self.blend_fits:
             raise InputError(f"mode: 'blend' cannot be used with {self._walk_reason()}; use walk")
+
+    def inputs(self) -> list[tuple[str, Path]]:
+        """The files it reads, as (field, path) pairs: outputs never replace them."""
+        files = (("source file", self.source), ("audio", self.audio))
+        files += (("init_video", self.init_video),)
+        return [(name, Path(path)) for name, path in files if path]
 
     def schedule(self, name: str) -> ParameterSchedule | None:
         """The parsed parameter schedule `name` (None: guidance from the model)."""
@@ -218,6 +227,8 @@ class Animation:
         """Plain data for the project file."""
         data = {"kind": "animation"}
         for f in dataclasses.fields(self):
+            if f.name == "source":
+                continue
             value = getattr(self, f.name)
             if f.name == "prompts":
                 value = [{"frame": k.frame, "prompt": k.prompt} for k in value]
@@ -232,7 +243,7 @@ class Animation:
     def from_dict(cls, data: dict[str, Any], folder: Path | None = None) -> Animation:
         """The animation described by plain data, with its audio and video paths taken relative
         to `folder` when given; raises InputError naming the field."""
-        allowed = [f.name for f in dataclasses.fields(cls)]
+        allowed = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
         ignored = ("kind", "latentmorph", "versions")
         check_keys("", {k: v for k, v in data.items() if k not in ignored}, allowed)
         values = {k: v for k, v in data.items() if k in allowed and k != "prompts"}

@@ -264,5 +264,6 @@ def run(args: argparse.Namespace) -> None:
         ),
         device=args.device,
         dtype=args.dtype,
+        source=args.prompts,
     )
     render_animation(animation, args.output, args)

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
+from ..inputs import check_not_input
 from ..limits import MAX_GIF_FPS, MAX_GUIDANCE, check_length
 
 
@@ -14,6 +15,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     """Raises InputError for a combination of flags that cannot work."""
     _check_length(args)
     _check_gif_rate(args)
+    _check_inputs(args)
     if args.command == "animate" and isinstance(args.guidance_scale, str):
         from ..animation.schedules import parse_parameter_schedule
 
@@ -44,3 +46,16 @@ def _check_gif_rate(args: argparse.Namespace) -> None:
             f"--fps: {fps:g} is not allowed with the .gif output {output}; GIF allows at "
             f"most {MAX_GIF_FPS} frames per second (use .mp4 or .webm for more)"
         )
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Refuses an output that would overwrite an input file."""
+    if args.command == "animate":
+        inputs = [("prompt schedule file", args.prompts), ("--audio file", args.audio)]
+        inputs.append(("--init-video file", args.init_video))
+    elif args.command == "movie":
+        inputs = [("project file", args.project)]
+    else:
+        return
+    output = args.output or args.project.with_suffix(".mp4")
+    check_not_input(output, inputs, "-o/--output" if args.output else "output")

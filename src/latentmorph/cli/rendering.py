@@ -62,7 +62,7 @@ def _load_model(
     from ..models.loading import load_pipeline
     from ..movie.writers import check_output_path
 
-    check_output_path(output, project.fps)
+    check_output_path(output, project.fps, project.inputs())
     _hide_loading_bars()
     return load_pipeline(
         project.model, project.device, project.dtype, args.allow_pickle, offload=args.offload

@@ -12,7 +12,7 @@ import os
 import secrets
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -26,6 +26,7 @@ from PIL import Image
 
 from latentmorph.checks import show
 from latentmorph.errors import InputError, OutputError
+from latentmorph.inputs import check_not_input
 from latentmorph.limits import MAX_GIF_FPS
 
 PNG_FOLDER = ""
@@ -64,14 +65,20 @@ def _is_frame_folder(path: Path) -> bool:
     )
 
 
-def check_output_path(path: str | Path, fps: float | None = None) -> Path:
+def check_output_path(
+    path: str | Path,
+    fps: float | None = None,
+    inputs: Iterable[tuple[str, str | Path]] = (),
+) -> Path:
     """Validate an output path before any work is done and return it normalized.
 
     Raises OutputError when the extension is not supported, the parent folder is missing
     or not writable, a file format is asked for an existing folder, or a PNG folder is
     asked for an existing file or for a folder holding anything but frame PNGs; and
-    InputError when `fps` is given and too high for the format (GIF: MAX_GIF_FPS).
+    InputError when `fps` is given and too high for the format (GIF: MAX_GIF_FPS), or when
+    the path names one of the `inputs` ((field, path) pairs), which it would overwrite.
     """
+    check_not_input(path, inputs)
     wants_folder = _wants_png_folder(path)
     target = Path(os.path.abspath(Path(path).expanduser()))
     extension = PNG_FOLDER if wants_folder else target.suffix.lower()
