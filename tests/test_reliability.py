@@ -266,7 +266,7 @@ def test_unreadable_prompt_schedule(capsys, tmp_path, content, expected):
             "keyframes[0].prompt: 123 is not allowed; use text",
         ),
         ("model: tiny-sd\nkeyframes: 5\n", "keyframes: 5 is not allowed; give a list"),
-        (KEYFRAMES + "device: [cpu]\n", "device: a list is not allowed; use text"),
+        (KEYFRAMES + "device: [cpu]\n", "device: a list is not allowed; use one of auto,"),
         (
             "kind: animation\nprompts: [{frame: x, prompt: a}]\n",
             "prompts[0].frame: 'x' is not allowed; use a whole number from 0 to 999999",
@@ -384,3 +384,76 @@ def test_movie_output_equal_to_the_audio_of_an_animation(capsys, tmp_path):
         capsys, tmp_path, *movie(tmp_path, ANIMATION + "audio: song.mp4\n", output="song.mp4")
     )
     assert f"output: {tmp_path / 'song.mp4'} would overwrite the audio" in line
+
+
+# --- 5. command-line odds --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--device", "cpu:abc"],
+            "argument --device: 'cpu:abc' is not allowed; use one of auto, cuda, mps, cpu, or "
+            "one of cuda, mps, cpu with an index such as cuda:1",
+        ),
+        (["--dtype", "int8"], "argument --dtype: invalid choice: 'int8' (choose from "),
+        (
+            ["-o", "{d}/.mp4"],
+            "output: {d}/.mp4 is only an extension; give a name such as movie.mp4",
+        ),
+        (
+            ["-o", "{d}/.GIF"],
+            "output: {d}/.GIF is only an extension; give a name such as movie.gif",
+        ),
+    ],
+)
+def test_transition_flags(capsys, tmp_path, args, expected):
+    args = [a.format(d=tmp_path) for a in args]
+    line = refused(capsys, tmp_path, *transition(tmp_path, *args))
+    assert expected.format(d=tmp_path) in line
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--port", "99999"], "argument --port: '99999' is not allowed; use a whole number from"),
+        (["--port", "0"], "argument --port: '0' is not allowed; use a whole number from 1 to 6553"),
+        (["--host", "300.1.1.1"], "argument --host: '300.1.1.1' is not an IP address or host"),
+        (["--host", "no such host!"], "argument --host: 'no such host!' is not an IP address"),
+        (["--dtype", "int8"], "argument --dtype: invalid choice: 'int8' (choose from"),
+        (["--device", "cpu:abc"], "argument --device: 'cpu:abc' is not allowed"),
+    ],
+)
+def test_ui_flags(capsys, tmp_path, monkeypatch, args, expected):
+    def no_launch(args):
+        raise AssertionError("the UI was started")
+
+    monkeypatch.setattr("latentmorph.cli.ui.run", no_launch)
+    assert expected in refused(capsys, tmp_path, "ui", *args)
+
+
+def test_ui_host_accepts_addresses_and_names():
+    from latentmorph.cli.options import host_name
+
+    for host in ("127.0.0.1", "0.0.0.0", "::1", "localhost"):
+        assert host_name(host) == host
+
+
+@pytest.mark.parametrize("option", ["--audio", "--init-video"])
+def test_folder_given_as_media(capsys, tmp_path, option):
+    (tmp_path / "media").mkdir()
+    line = refused(capsys, tmp_path, *animate(tmp_path, option, str(tmp_path / "media")))
+    assert line.startswith(f"latentmorph: error: {option}: {tmp_path / 'media'} is a folder; give")
+
+
+def test_missing_media(capsys, tmp_path):
+    line = refused(capsys, tmp_path, *animate(tmp_path, "--audio", str(tmp_path / "nope.wav")))
+    assert f"--audio: {tmp_path / 'nope.wav'} does not exist; give an audio file" in line
+
+
+def test_project_file_device_and_dtype(capsys, tmp_path):
+    line = refused(capsys, tmp_path, *movie(tmp_path, KEYFRAMES + "device: 'cpu:abc'\n"))
+    assert "device: 'cpu:abc' is not allowed" in line
+    line = refused(capsys, tmp_path, *movie(tmp_path, ANIMATION + "dtype: int8\n"))
+    assert "dtype: 'int8' is not allowed; use one of auto, float16, bfloat16, float32" in line

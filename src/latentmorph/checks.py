@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from .choices import DEVICES
 from .errors import InputError
 
 SHOWN_CHARACTERS = 40
@@ -58,6 +60,27 @@ def check_text(name: str, value: Any, empty: bool = True) -> str:
     if not empty and not value.strip():
         raise InputError(f"{name}: missing; give non-empty text")
     return value
+
+
+DEVICES_ALLOWED = (
+    f"use one of {', '.join(DEVICES)}, or one of cuda, mps, cpu with an index such as cuda:1"
+)
+
+
+def is_device(name: Any) -> bool:
+    """Whether `name` names a device: auto, cuda, mps or cpu, the last three with an optional
+    index (cuda:1)."""
+    kinds = "|".join(d for d in DEVICES if d != "auto")
+    return isinstance(name, str) and bool(
+        re.fullmatch(rf"auto|(?:{kinds})(?::\d{{1,3}})?", name)
+    )
+
+
+def check_device(name: Any, field: str = "device") -> str:
+    """`name` when it names a device; else InputError naming `field`."""
+    if not is_device(name):
+        raise InputError(f"{field}: {show(name)} is not allowed; {DEVICES_ALLOWED}")
+    return name
 
 
 def is_number(value: Any) -> bool:

@@ -3,6 +3,9 @@
 Free of heavy imports, so that the command line can offer them without loading torch.
 """
 
+DEVICES = ("auto", "cuda", "mps", "cpu")
+"""Device kinds; cuda, mps and cpu take an index too (cuda:1)."""
+DTYPES = ("auto", "float16", "bfloat16", "float32")
 QUALITIES = ("lowest", "low", "medium", "high", "ultra")
 DISTANCES = ("auto", "pixel", "lpips")
 PLACEMENTS = ("adaptive", "even", "sequential")

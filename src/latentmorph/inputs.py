@@ -48,6 +48,19 @@ def read_text(path: str | Path, what: str = "file") -> str:
         ) from None
 
 
+def check_input_file(
+    path: str | Path, field: str, what: str, error: type[InputError] = InputError
+) -> Path:
+    """`path` when it is an existing file; `error` naming `field` for a folder or a missing
+    file (`what` says what to give instead: "an audio file")."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise error(f"{field}: {path} is a folder; give {what}")
+    if not path.is_file():
+        raise error(f"{field}: {path} does not exist; give {what}")
+    return path
+
+
 def same_file(a: str | Path, b: str | Path) -> bool:
     """Whether two paths name the same file (or folder), existing or not."""
     try:

@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from .blending.settings import BlendSettings
-from .checks import check_keys, check_text, show
+from .checks import check_choice, check_device, check_keys, check_text, show
+from .choices import DTYPES
 from .errors import InputError, ProjectFileError
 from .inputs import free_name, read_text
 from .limits import SEED_LIMIT, check_duration, check_fps, check_length, check_seed
@@ -63,9 +64,10 @@ class Project:
             if kf.duration is not None:
                 check_duration(kf.duration, f"keyframes[{i}].duration")
         check_text("model", self.model, empty=False)
-        for name in ("device", "dtype"):
-            if getattr(self, name) is not None:
-                check_text(name, getattr(self, name))
+        if self.device is not None:
+            check_device(self.device)
+        if self.dtype is not None:
+            check_choice("dtype", self.dtype, DTYPES)
         check_fps(self.fps)
         check_duration(self.duration)
         check_length(sum(self.durations), self.fps)

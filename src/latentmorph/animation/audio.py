@@ -22,6 +22,7 @@ import soundfile
 from latentmorph.checks import check_choice
 from latentmorph.choices import AUDIO_COMPONENTS, AUDIO_REDUCTIONS
 from latentmorph.errors import InputError, MediaError
+from latentmorph.inputs import check_input_file
 
 _REDUCERS = {"max": np.max, "median": np.median, "mean": np.mean}
 _READ_ERRORS = (OSError, EOFError, RuntimeError, soundfile.SoundFileError, av.FFmpegError)
@@ -237,8 +238,7 @@ def _reading(path: str | Path) -> Iterator[None]:
 
 
 def _require_file(path: str | Path) -> None:
-    if not Path(path).is_file():
-        raise MediaError(f"audio file not found: {path}")
+    check_input_file(path, "audio", "an audio file (or a video with sound)", MediaError)
 
 
 def _check_fps(fps: float) -> None:

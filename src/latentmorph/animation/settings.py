@@ -8,13 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from ..blending.settings import BlendSettings
-from ..checks import check_choice, check_flag, check_keys, check_text, is_number, is_whole, show
+from ..checks import (
+    check_choice,
+    check_device,
+    check_flag,
+    check_keys,
+    check_text,
+    is_number,
+    is_whole,
+    show,
+)
 from ..choices import (
     ANIMATION_MODES,
     AUDIO_COMPONENTS,
     AUDIO_REDUCTIONS,
     BORDER_MODES,
     CURVES,
+    DTYPES,
 )
 from ..errors import InputError
 from ..limits import (
@@ -130,9 +140,13 @@ class Animation:
         check_text("model", self.model, empty=False)
         for name in ("fixed_noise", "colour_match"):
             check_flag(name, getattr(self, name))
-        for name in ("audio", "init_video", "device", "dtype"):
+        for name in ("audio", "init_video"):
             if getattr(self, name) is not None:
                 check_text(name, getattr(self, name))
+        if self.device is not None:
+            check_device(self.device)
+        if self.dtype is not None:
+            check_choice("dtype", self.dtype, DTYPES)
         check_choice("mode", self.mode, ANIMATION_MODES)
         check_choice("border", self.border, BORDER_MODES)
         check_choice("curve", self.curve, CURVES)

@@ -13,6 +13,7 @@ import av
 from PIL import Image
 
 from latentmorph.errors import InputError, MediaError
+from latentmorph.inputs import check_input_file
 
 
 class VideoInput:
@@ -27,8 +28,7 @@ class VideoInput:
         self.path = Path(path)
         if size is not None:
             _check_size(size, self.path)
-        if not self.path.is_file():
-            raise MediaError(f"video file not found: {self.path}")
+        check_input_file(self.path, "init_video", "a video file", MediaError)
         try:
             self._container = av.open(str(self.path))
         except (av.FFmpegError, OSError) as exc:

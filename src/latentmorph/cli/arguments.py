@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ..inputs import check_not_input
+from ..inputs import check_input_file, check_not_input
 from ..limits import MAX_GIF_FPS, MAX_GUIDANCE, check_length
 
 
@@ -16,6 +16,11 @@ def check_arguments(args: argparse.Namespace) -> None:
     _check_length(args)
     _check_gif_rate(args)
     _check_inputs(args)
+    if args.command == "animate":
+        if args.audio is not None:
+            check_input_file(args.audio, "--audio", "an audio file (or a video with sound)")
+        if args.init_video is not None:
+            check_input_file(args.init_video, "--init-video", "a video file")
     if args.command == "animate" and isinstance(args.guidance_scale, str):
         from ..animation.schedules import parse_parameter_schedule
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import re
+import socket
 from collections.abc import Callable
 
-from ..checks import show
+from ..checks import DEVICES_ALLOWED, is_device, show
+from ..choices import DTYPES
 from ..limits import SIZE, STEPS, Limit
 
 EXIT_USAGE = 2
@@ -42,13 +46,50 @@ def limited(limit: Limit) -> Callable[[str], float]:
     return parse
 
 
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+HOSTS_ALLOWED = "use an IP address such as 127.0.0.1 or 0.0.0.0, or a name this machine resolves"
+
+
+def host_name(text: str) -> str:
+    """The argparse type of --host: an IP address, or a host name that resolves."""
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    labels = text.removesuffix(".").split(".")
+    numeric = re.fullmatch(r"[\d.]+", text)
+    if numeric or len(text) > 253 or not all(HOST_LABEL.fullmatch(label) for label in labels):
+        raise argparse.ArgumentTypeError(
+            f"{show(text)} is not an IP address or host name; {HOSTS_ALLOWED}"
+        )
+    try:
+        socket.getaddrinfo(text, None)
+    except (OSError, UnicodeError):
+        raise argparse.ArgumentTypeError(
+            f"{show(text)} cannot be resolved; {HOSTS_ALLOWED}"
+        ) from None
+    return text
+
+
+def device_name(text: str) -> str:
+    """The argparse type of --device: auto, cuda, mps or cpu, the last three with an index."""
+    if not is_device(text):
+        raise argparse.ArgumentTypeError(f"{show(text)} is not allowed; {DEVICES_ALLOWED}")
+    return text
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Options for where and how the model runs, and the progress bars."""
     parser.add_argument(
-        "--device", default=None, help="cuda, mps, cpu or auto (default: auto: cuda, mps, cpu)"
+        "--device",
+        type=device_name,
+        default=None,
+        help="cuda, mps, cpu or auto (default: auto: cuda, mps, cpu)",
     )
     parser.add_argument(
         "--dtype",
+        choices=DTYPES,
         default=None,
         help="float16, bfloat16, float32 or auto (default: auto: float16 on cuda, bfloat16 for "
         "SD3 and FLUX models, else float32)",

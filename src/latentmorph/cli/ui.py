@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .options import Commands
+from ..choices import DTYPES
+from ..limits import PORT
+from .options import Commands, device_name, host_name, limited
 
 
 def add_parser(commands: Commands) -> None:
@@ -22,17 +24,20 @@ def add_parser(commands: Commands) -> None:
     )
     p.add_argument(
         "--host",
+        type=host_name,
         default="127.0.0.1",
         help="interface to bind (default: 127.0.0.1, this machine only)",
     )
-    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument(
+        "--port", type=limited(PORT), default=7860, help="port, 1 to 65535 (default: 7860)"
+    )
     p.add_argument(
         "--share",
         action="store_true",
         help="also publish the UI through a public Gradio share link",
     )
-    p.add_argument("--device", default=None, help="as for transition")
-    p.add_argument("--dtype", default=None, help="as for transition")
+    p.add_argument("--device", type=device_name, default=None, help="as for transition")
+    p.add_argument("--dtype", choices=DTYPES, default=None, help="as for transition")
     p.add_argument("--offload", action="store_true", help="as for transition")
     p.set_defaults(run=run)
 

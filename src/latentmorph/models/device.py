@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_device
 from ..errors import InputError
 
-DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 def resolve_device(name: str | None = None) -> torch.device:
     """The device named by `name` (`auto` or None: cuda, then mps, then cpu)."""
-    name = name or "auto"
+    name = check_device(name or "auto")
     base = name.split(":")[0]
-    if base not in DEVICES:
-        raise InputError(f"device: {name!r} is not allowed; use one of {', '.join(DEVICES)}")
     if base == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -44,6 +44,8 @@ OUTPUT_FORMATS: dict[str, str] = {
 """Supported outputs: file extension (``""`` for a PNG folder) -> what gets written."""
 
 FRAME_NAME = "frame_{index:06d}.png"
+# names that are only one of these extensions are refused as outputs (`-o .mp4`)
+_EXTENSION_NAMES = {ext[1:] for ext in OUTPUT_FORMATS if ext} | {"png", "yaml", "yml", "mov", "mkv"}
 _AUDIO_RATE = 48000
 _AUDIO_LAYOUT = "stereo"
 
@@ -79,6 +81,12 @@ def check_output_path(
     the path names one of the `inputs` ((field, path) pairs), which it would overwrite.
     """
     check_not_input(path, inputs)
+    name = Path(os.fspath(path)).name
+    if name.startswith(".") and name[1:].lower() in _EXTENSION_NAMES:
+        raise OutputError(
+            f"output: {os.fspath(path)} is only an extension; give a name such as "
+            f"movie{name.lower()}"
+        )
     wants_folder = _wants_png_folder(path)
     target = Path(os.path.abspath(Path(path).expanduser()))
     extension = PNG_FOLDER if wants_folder else target.suffix.lower()
