@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .adapter import Conditioning
+from .adapter import Conditioning, FamilyDefaults
 from .flow import FlowAdapter, Velocity, text_length
 
 GUIDED_TEXT_LENGTH = 512
@@ -26,6 +26,10 @@ class FluxAdapter(FlowAdapter):
     """
 
     family = "flux"
+
+    def __init__(self, pipe, defaults: FamilyDefaults, name: str = "") -> None:
+        super().__init__(pipe, defaults, name)
+        self._image_ids: dict[tuple, torch.Tensor] = {}
 
     @property
     def size_multiple(self) -> int:
@@ -85,15 +89,11 @@ class FluxAdapter(FlowAdapter):
         pooled: torch.Tensor,
         embeds: torch.Tensor,
     ) -> torch.Tensor:
-        """The velocity of unpacked latents: packed into 2x2 patches with their image ids for
-        the transformer, its output unpacked."""
+        """The velocity of unpacked latents (the transformer sees them as 2x2 patches)."""
         pipe = self.pipe
         batch, channels, height, width = x.shape
         f = int(pipe.vae_scale_factor)
         text_ids = torch.zeros(embeds.shape[1], 3, device=x.device, dtype=embeds.dtype)
-        image_ids = pipe._prepare_latent_image_ids(
-            batch, height // 2, width // 2, x.device, embeds.dtype
-        )
         pred = pipe.transformer(
             hidden_states=pipe._pack_latents(x, batch, channels, height, width),
             timestep=t.expand(batch).to(x.dtype) / 1000,
@@ -101,10 +101,22 @@ class FluxAdapter(FlowAdapter):
             pooled_projections=pooled,
             encoder_hidden_states=embeds,
             txt_ids=text_ids,
-            img_ids=image_ids,
+            img_ids=self._patch_ids(height, width, x.device, embeds.dtype),
             return_dict=False,
         )[0]
         return pipe._unpack_latents(pred, height * f, width * f, f)
+
+    def _patch_ids(
+        self, height: int, width: int, device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """Position ids of the packed patches of latents this size, kept once made (no copy to
+        the device at each call, nor inside a captured CUDA graph)."""
+        key = (height, width, device, dtype)
+        if key not in self._image_ids:
+            self._image_ids[key] = self.pipe._prepare_latent_image_ids(
+                1, height // 2, width // 2, device, dtype
+            )
+        return self._image_ids[key]
 
     def _velocity(self, cond: Conditioning, guidance: torch.Tensor) -> Velocity:
         t = cond.tensors
