@@ -60,7 +60,7 @@ class Result:
 
 def lab_distance(a: Image.Image, b: Image.Image) -> float:
     """Mean CIELAB ΔE between two images of the same size."""
-    x, y = (cielab(np.asarray(i.convert("RGB"))) for i in (a, b))
+    x, y = (cielab(torch.from_numpy(np.array(i.convert("RGB")))).numpy() for i in (a, b))
     return float(np.linalg.norm(x - y, axis=-1).mean())
 
 

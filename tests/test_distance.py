@@ -10,6 +10,7 @@ from PIL import Image
 from latentmorph.blending import distance as distances
 from latentmorph.blending.distance import ALEXNET_WEIGHTS, get_distance, pixel_distance
 from latentmorph.errors import InputError
+from latentmorph.pixels import to_pixels
 
 BLACK, WHITE = Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), "white")
 GREY = Image.new("RGB", (8, 8), (51, 51, 51))
@@ -83,7 +84,9 @@ def test_auto_with_cached_weights_uses_lpips(hub, monkeypatch, caplog):
     _cache_weights(hub)
     distance = get_distance("auto")
     assert distance is not pixel_distance
-    assert distance([BLACK, BLACK], [WHITE, GREY]) == pytest.approx([2.0, 51 / 127.5])
+    assert distance(to_pixels([BLACK, BLACK]), to_pixels([WHITE, GREY])) == pytest.approx(
+        [2.0, 51 / 127.5]
+    )
     assert caplog.text == ""
 
 
@@ -112,5 +115,5 @@ def test_pixel_distance_orders_changes_by_size():
     red = Image.new("RGB", (64, 64), (200, 30, 30))
     darker = Image.new("RGB", (64, 64), (180, 30, 30))
     blue = Image.new("RGB", (64, 64), (30, 30, 200))
-    near, far, same = pixel_distance([red, red, red], [darker, blue, red])
+    near, far, same = pixel_distance(to_pixels([red, red, red]), to_pixels([darker, blue, red]))
     assert same == 0 and 0 < near < far

@@ -79,8 +79,9 @@ def test_branches_are_injected_where_images_differ_most(tiny_sdxl):
     first = next(b for b in tree.branches if b.level == 1)
     assert first.fraction == 0.5
     # the level-2 branch splits whichever half of the tree was the wider one after level 1
-    left = tr._renderer.engine.distance([tree.branches[0].image], [first.image])[0]
-    right = tr._renderer.engine.distance([first.image], [tree.branches[-1].image])[0]
+    distance = tr._renderer.engine.distance
+    left = distance(tree.branches[0].pixels[None], first.pixels[None])[0]
+    right = distance(first.pixels[None], tree.branches[-1].pixels[None])[0]
     assert second.fraction == (0.25 if left >= right else 0.75)
 
 

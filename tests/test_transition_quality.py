@@ -3,6 +3,7 @@ neighbouring images (figures as in benchmarks/bench_quality.py, asserted with ma
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from latentmorph.blending.engine import BlendingEngine
@@ -31,7 +32,7 @@ def _tree(model, pair, placement):
 def _lab_gaps(images):
     from latentmorph.blending.distance import cielab
 
-    lab = [cielab(np.asarray(i)) for i in images]
+    lab = [cielab(torch.from_numpy(np.array(i))).numpy() for i in images]
     return [float(np.linalg.norm(a - b, axis=-1).mean()) for a, b in zip(lab, lab[1:])]
 
 

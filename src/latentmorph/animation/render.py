@@ -61,6 +61,7 @@ class AnimationRenderer:
         self.progress = progress
         self.model = model or load_pipeline(a.model, a.device, a.dtype)
         self.blend, self.notices = a.blend.resolve(self.model)
+        self.model.configure(self.blend.compile, self.blend.vae_dtype)
         self.notices = list(self.model.notices) + self.notices
         self.size = (self.blend.width, self.blend.height)
         self.video = VideoInput(a.init_video, self.size) if a.init_video else None

@@ -9,11 +9,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
 from ..errors import DeviceMemoryError
 from ..interpolation import slerp
 from ..models.adapter import Conditioning, DiffusionAdapter
 from ..models.device import is_out_of_memory, release_memory
+from ..pixels import to_images
 from .distance import Distance, get_distance
 from .placement import Picks, get_placement
 from .plan import BranchingPlan, Level, plan_for_budget
@@ -72,6 +74,7 @@ class BlendingEngine:
     ) -> None:
         self.model = model
         self.settings = settings
+        model.configure(settings.compile, settings.vae_dtype)
         self.distance = distance or get_distance(settings.distance, model.device)
         self.progress = progress
         self.stats = EngineStats()
@@ -111,19 +114,15 @@ class BlendingEngine:
         self._in_batches(len(seeds), run)
         _synchronize(self.model.device)
         denoised = time.perf_counter()
-        final = torch.cat([t[-1] for t in trajectories])
-        images = []
-        self._in_batches(
-            len(seeds), lambda rows: images.extend(self._decode(final[rows.start : rows.stop]))
-        )
+        pixels, images = self._decode_in_batches(torch.cat([t[-1] for t in trajectories]))
         if len(images) > 1:
-            self.distance(images[:1], images[1:2])
+            self.distance(pixels[:1], pixels[1:2])
         finished = time.perf_counter()
         self.stats.keyframe_seconds += finished - started
         self.stats.step_seconds = (denoised - started) / (len(seeds) * s.steps)
         self.stats.image_seconds = (finished - denoised) / len(seeds)
         return [
-            Branch(float(i), 0, 0, trajectory, image)
+            Branch(float(i), 0, 0, trajectory, image, pixels=pixels[i])
             for i, (trajectory, image) in enumerate(zip(trajectories, images, strict=True))
         ]
 
@@ -214,16 +213,20 @@ class BlendingEngine:
             guidance + [s.guidance_at(f) for f in fractions],
             hook,
         )
-        images: list = []
-        self._in_batches(
-            tail[-1].shape[0], lambda r: images.extend(self._decode(tail[-1][r.start : r.stop]))
-        )
+        pixels, images = self._decode_in_batches(tail[-1])
         keyframes = [
-            Branch(float(i), 0, 0, [x[i : i + 1] for x in (*head[:-1], *tail)], images[i])
+            Branch(
+                float(i),
+                0,
+                0,
+                [x[i : i + 1] for x in (*head[:-1], *tail)],
+                images[i],
+                pixels=pixels[i],
+            )
             for i in range(keys)
         ]
         grown = [
-            Branch(f, 1, start, [x[j : j + 1] for x in tail], images[j])
+            Branch(f, 1, start, [x[j : j + 1] for x in tail], images[j], pixels=pixels[j])
             for j, f in enumerate(fractions, start=keys)
         ]
         return keyframes, [grown[i * count : (i + 1) * count] for i in range(keys - 1)]
@@ -278,15 +281,20 @@ class BlendingEngine:
     ) -> list[TransitionTree]:
         """Trees of the segments, grown level by level; `first_level` branches, when given, are
         the first round of each tree's first level."""
-        trees = []
-        for first, last, _, _ in segments:
-            first = dataclasses.replace(first, fraction=0.0)
-            last = dataclasses.replace(last, fraction=1.0)
-            trees.append(TransitionTree(first, last, self.distance([first.image], [last.image])[0]))
+        ends = [
+            (dataclasses.replace(first, fraction=0.0), dataclasses.replace(last, fraction=1.0))
+            for first, last, _, _ in segments
+        ]
+        trees = [
+            TransitionTree(first, last, distance)
+            for (first, last), distance in zip(ends, self._distances(ends), strict=True)
+        ]
         if first_level is not None:
+            fills = []
             for tree, grown in zip(trees, first_level, strict=True):
                 parents = (tree.branches[0], tree.branches[1])
-                self._fill(tree, 0, [dataclasses.replace(b, parents=parents) for b in grown])
+                fills.append((tree, 0, [dataclasses.replace(b, parents=parents) for b in grown]))
+            self._fill(fills)
         conds = [(cond_first, cond_last) for _, _, cond_first, cond_last in segments]
         for level_no, level in enumerate(plan.levels, start=1):
             self._grow_level(trees, conds, level_no, level)
@@ -332,16 +340,35 @@ class BlendingEngine:
             len(jobs),
             lambda rows: branches.extend(self._grow(jobs[rows.start : rows.stop], level_no, start)),
         )
-        # from the last job back, so that the gap indices still to fill stay valid
-        for tree, tree_picks in reversed(list(zip(trees, picks, strict=True))):
-            for gap, fractions in reversed(tree_picks):
-                self._fill(tree, gap, [branches.pop() for _ in fractions][::-1])
+        grown = iter(branches)
+        self._fill(
+            [
+                (tree, gap, [next(grown) for _ in fractions])
+                for tree, tree_picks in zip(trees, picks, strict=True)
+                for gap, fractions in tree_picks
+            ]
+        )
 
-    def _fill(self, tree: TransitionTree, gap: int, new: list[Branch]) -> None:
-        """Puts new branches into a gap of the tree, with the distances along the new chain."""
-        chain = [tree.branches[gap], *new, tree.branches[gap + 1]]
-        images = [b.image for b in chain]
-        tree.fill(gap, new, self.distance(images[:-1], images[1:]))
+    def _fill(self, fills: list[tuple[TransitionTree, int, list[Branch]]]) -> None:
+        """Puts new branches into gaps of trees (each tree's gaps in increasing order), with the
+        distances along each new chain of neighbours, all measured in one batch."""
+        chains = [[tree.branches[gap], *new, tree.branches[gap + 1]] for tree, gap, new in fills]
+        distances = self._distances([pair for chain in chains for pair in zip(chain, chain[1:])])
+        measured = []
+        for chain in chains:
+            measured.append(distances[: len(chain) - 1])
+            distances = distances[len(chain) - 1 :]
+        # from the last gap back, so that the gap indices still to fill stay valid
+        for (tree, gap, new), chain_distances in reversed(list(zip(fills, measured, strict=True))):
+            tree.fill(gap, new, chain_distances)
+
+    def _distances(self, pairs: Sequence[tuple[Branch, Branch]]) -> list[float]:
+        """The distance between the images of each pair of branches, in one batch."""
+        if not pairs:
+            return []
+        left = torch.stack([a.pixels for a, _ in pairs])
+        right = torch.stack([b.pixels for _, b in pairs])
+        return self.distance(left, right)
 
     def _job(
         self,
@@ -384,10 +411,16 @@ class BlendingEngine:
             [j.guidance for j in jobs],
             hook,
         )
-        images = self._decode(trajectory[-1])
+        pixels, images = self._decode(trajectory[-1])
         return [
             Branch(
-                job.fraction, level, start, [x[i : i + 1] for x in trajectory], image, job.parents
+                job.fraction,
+                level,
+                start,
+                [x[i : i + 1] for x in trajectory],
+                image,
+                job.parents,
+                pixels[i],
             )
             for i, (job, image) in enumerate(zip(jobs, images, strict=True))
         ]
@@ -475,10 +508,20 @@ class BlendingEngine:
         self.stats.image_steps += (stop - start) * latents.shape[0]
         return trajectory
 
-    def _decode(self, latents: torch.Tensor):
-        images = self.model.decode(latents)
+    def _decode(self, latents: torch.Tensor) -> tuple[torch.Tensor, list[Image.Image]]:
+        """8-bit RGB pixels of final latents, on the device, and their PIL images."""
+        pixels = self.model.decode_pixels(latents)
         self.stats.images += latents.shape[0]
-        return images
+        return pixels, to_images(pixels)
+
+    def _decode_in_batches(self, latents: torch.Tensor) -> tuple[torch.Tensor, list[Image.Image]]:
+        """`_decode` in batches of at most `batch_limit` rows (see `_in_batches`)."""
+        parts: list[tuple[torch.Tensor, list[Image.Image]]] = []
+        self._in_batches(
+            latents.shape[0],
+            lambda rows: parts.append(self._decode(latents[rows.start : rows.stop])),
+        )
+        return torch.cat([p for p, _ in parts]), [i for _, images in parts for i in images]
 
 
 def _synchronize(device: torch.device) -> None:

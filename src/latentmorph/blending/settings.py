@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..checks import check_choice, check_flag, check_keys, is_positive, show
-from ..choices import DISTANCES, PLACEMENTS, QUALITIES
+from ..choices import COMPILE_MODES, DISTANCES, PLACEMENTS, QUALITIES, VAE_DTYPES
 from ..errors import InputError
 from ..limits import check_guidance, check_size
 from ..models.adapter import DiffusionAdapter
@@ -42,7 +42,10 @@ class BlendSettings:
     `plan` (`COUNT@STRENGTH` / `COUNT@sSTEP` items); with none of them, 12 branches.
     `placement` decides where each level's branches go (`adaptive`, `even`, `sequential`; see
     `blending.placement`). `max_batch` caps the images in one UNet batch (None: a whole round
-    of a level; halved automatically when the device runs out of memory).
+    of a level; halved automatically when the device runs out of memory). `compile` (auto, on,
+    off) runs the UNet from CUDA graphs or compiled (see `models.compiled`) and `vae_dtype`
+    (auto, float32, bfloat16, float16) is the dtype of decoding; neither changes the images
+    beyond half-precision rounding.
     """
 
     steps: int | None = None
@@ -63,6 +66,8 @@ class BlendSettings:
     max_batch: int | None = None
     distance: str = "auto"
     placement: str = "adaptive"
+    compile: str = "auto"
+    vae_dtype: str = "auto"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -106,6 +111,8 @@ class BlendSettings:
             raise InputError(f"negative_prompt: {self.negative_prompt!r} is not allowed; use text")
         check_choice("distance", self.distance, DISTANCES)
         check_choice("placement", self.placement, PLACEMENTS)
+        check_choice("compile", self.compile, COMPILE_MODES)
+        check_choice("vae_dtype", self.vae_dtype, VAE_DTYPES)
         if self.plan is not None:
             BranchingPlan.parse(self.plan, self.steps or 1000)
 

@@ -12,7 +12,8 @@ from PIL import Image
 class Branch:
     """One diffusion trajectory: injected at step `start` of level `level` (keyframes: level 0).
 
-    `latents[k]` entered step start + k; the last item is the final latents.
+    `latents[k]` entered step start + k; the last item is the final latents. `pixels`, when
+    set, holds the image as 8-bit RGB (3, H, W) on the model's device, which distances use.
     """
 
     fraction: float
@@ -21,6 +22,7 @@ class Branch:
     latents: list[torch.Tensor]
     image: Image.Image
     parents: tuple[Branch, Branch] | None = None
+    pixels: torch.Tensor | None = None
 
     def at(self, step: int) -> torch.Tensor:
         """The latents that entered `step` (or the final latents for step == steps)."""

@@ -38,8 +38,8 @@ Compiler = Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]
 
 def bucket(rows: int) -> int:
     """The batch size a batch of `rows` is padded to: the least of 1, 2, 3, 4, 6, 8, 12, 16, 24,
-    … (powers of two and 1.5 times them) that holds it, so that padding adds at most half a
-    batch of 2 and a third above that, and a transition meets only a few sizes."""
+    … (powers of two and 1.5 times them) that holds it, so that less than a third of a padded
+    batch is padding and a transition meets only a few sizes."""
     size = 1
     while True:
         if rows <= size:
@@ -152,7 +152,8 @@ class CompiledCall:
     Compiled calls pad the batch to its bucket size and return the first rows of the result, so
     that a transition's many batch sizes make a few graphs; eager calls run the batch as it is.
     `module` is the one whose weights `forward` uses: while accelerate's offload hooks move them
-    between devices, calls run eager. `compiler` compiles for devices other than cuda.
+    between devices, calls run eager. `compiler` compiles for devices other than cuda (None:
+    `default_compiler`).
     """
 
     def __init__(
@@ -160,7 +161,7 @@ class CompiledCall:
         module: torch.nn.Module,
         forward: Callable[..., torch.Tensor],
         name: str,
-        compiler: Compiler = default_compiler,
+        compiler: Compiler | None = None,
     ) -> None:
         self.module = module
         self.forward = forward
@@ -207,7 +208,9 @@ class CompiledCall:
     def _compiled_for(self, device: str) -> Callable[..., torch.Tensor]:
         if device not in self._compiled:
             self._compiled[device] = (
-                CudaGraphs(self.forward) if device == "cuda" else self.compiler(self.forward)
+                CudaGraphs(self.forward)
+                if device == "cuda"
+                else (self.compiler or default_compiler)(self.forward)
             )
         return self._compiled[device]
 
