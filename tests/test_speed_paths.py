@@ -192,6 +192,7 @@ def test_torch_compile_of_a_small_module_through_the_buckets():
             torch.testing.assert_close(call(x), net(x), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 @pytest.mark.skipif(
     not os.environ.get("LATENTMORPH_COMPILE_TESTS"),
     reason="a CPU compile of the tiny UNet takes minutes; set LATENTMORPH_COMPILE_TESTS=1",
@@ -381,3 +382,53 @@ def test_the_engine_measures_distances_on_the_devices_tensors_once_a_round(tiny_
         torch.stack([b.pixels for b in tree.branches[1:]]),
     )
     assert tree.distances == pytest.approx(expected)
+
+
+def test_the_uis_compile_field_reaches_the_settings_and_comes_back():
+    from latentmorph.ui import forms
+    from latentmorph.ui.app import build_app
+
+    form = {**forms.BLEND_DEFAULTS, **forms.MOVIE_DEFAULTS}
+    assert forms.blend_settings(form).compile == "auto"
+    settings = forms.blend_settings({**form, "compile": "off"})
+    assert settings.compile == "off" and forms.blend_form(settings)["compile"] == "off"
+    app = build_app("tiny-sd")
+    try:
+        (field,) = [
+            block
+            for block in app.blocks.values()
+            if getattr(block, "label", None) == "Compile the UNet"
+        ]
+        assert [value for _, value in field.choices] == ["auto", "on", "off"]
+    finally:
+        app.close()
+
+
+def test_the_flags_reach_the_model_and_the_project_file(capsys, tmp_path, monkeypatch):
+    import yaml
+
+    from latentmorph.cli import main
+
+    seen = []
+    configure = DiffusionAdapter.configure
+
+    def recording(self, compile="auto", vae_dtype="auto"):
+        seen.append((compile, vae_dtype))
+        configure(self, compile, vae_dtype)
+
+    monkeypatch.setattr(DiffusionAdapter, "configure", recording)
+    out = tmp_path / "t.mp4"
+    argv = ["transition", "a", "b", "-o", str(out), "--model", "tiny-sd", "--quiet"]
+    argv += ["--duration", "1", "--fps", "8", "--branches", "3"]
+    assert main([*argv, "--compile", "off", "--vae-dtype", "float32"]) == 0
+    assert seen[-1] == ("off", "float32")
+    settings = yaml.safe_load((tmp_path / "t.yaml").read_text())["settings"]
+    assert (settings["compile"], settings["vae_dtype"]) == ("off", "float32")
+    movie = ["movie", str(tmp_path / "t.yaml"), "-o", str(tmp_path / "m.mp4"), "--quiet"]
+    assert main([*movie, "--vae-dtype", "bfloat16"]) == 0
+    assert seen[-1] == ("off", "bfloat16")
+    assert main(argv) == 0 and seen[-1] == ("auto", "auto")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*argv, "--compile", "fast"])
+    assert "argument --compile: invalid choice: 'fast'" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from .options import (
     add_generation_options,
     add_model_options,
     limited,
+    run_settings,
 )
 
 
@@ -261,6 +262,7 @@ def run(args: argparse.Namespace) -> None:
             depth_strength=args.depth_strength,
             prompt_weighting=args.prompt_weighting,
             max_batch=args.max_batch,
+            **run_settings(args),
         ),
         device=args.device,
         dtype=args.dtype,

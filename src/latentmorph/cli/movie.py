@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from .options import Commands, add_model_options
+from .options import Commands, add_model_options, run_settings
 from .rendering import add_sheet_option
 
 
@@ -41,9 +41,11 @@ def run(args: argparse.Namespace) -> None:
     project.device = args.device or project.device
     project.dtype = args.dtype or project.dtype
     output = args.output or args.project.with_suffix(".mp4")
+    overrides = run_settings(args)
+    if args.max_batch is not None:
+        overrides["max_batch"] = args.max_batch
     if isinstance(project, Project):
-        if args.max_batch is not None:
-            project.settings = project.settings.replace(max_batch=args.max_batch)
+        project.settings = project.settings.replace(**overrides)
         render_movie(project, output, args)
     else:
         if args.sheet is not None:
@@ -51,6 +53,5 @@ def run(args: argparse.Namespace) -> None:
                 f"sheet: {args.sheet!r} is not allowed for an animation; only a movie of "
                 "keyframes has a contact sheet"
             )
-        if args.max_batch is not None:
-            project.blend = project.blend.replace(max_batch=args.max_batch)
+        project.blend = project.blend.replace(**overrides)
         render_animation(project, output, args)

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable
 
 from ..checks import DEVICES_ALLOWED, is_device, show
-from ..choices import DTYPES
+from ..choices import COMPILE_MODES, DTYPES, VAE_DTYPES
 from ..limits import SIZE, STEPS, Limit
 
 EXIT_USAGE = 2
@@ -112,7 +112,30 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help="at most N images per UNet batch (default: a whole level of branches, halved "
         "automatically when the device runs out of memory)",
     )
+    parser.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default=None,
+        help="run the UNet from captured CUDA graphs (cuda) or through torch.compile (other "
+        "devices), batches padded to a few sizes; auto: on cuda, eager elsewhere and eager with "
+        "a note where it fails; on: everywhere (a CPU compile takes minutes), an error where it "
+        "fails (default: auto)",
+    )
+    parser.add_argument(
+        "--vae-dtype",
+        choices=VAE_DTYPES,
+        default=None,
+        help="dtype the VAE decodes in; a half-precision batch with NaN or inf is decoded "
+        "again in float32 (default: auto: bfloat16 on cuda where supported, else float32 for "
+        "VAEs that ask for it, as SDXL's, else the model's dtype)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, str]:
+    """`compile` and `vae_dtype` as far as the command line gives them (blending settings)."""
+    given = {"compile": args.compile, "vae_dtype": args.vae_dtype}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def add_generation_options(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from .options import (
     add_generation_options,
     add_model_options,
     limited,
+    run_settings,
 )
 from .rendering import add_sheet_option
 
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> None:
         max_batch=args.max_batch,
         distance=args.distance,
         placement=args.placement,
+        **run_settings(args),
     )
     project = Project(
         keyframes=[Keyframe(args.prompt_a, seeds[0]), Keyframe(args.prompt_b, seeds[1])],

@@ -12,6 +12,7 @@ from ..choices import (
     AUDIO_COMPONENTS,
     AUDIO_REDUCTIONS,
     BORDER_MODES,
+    COMPILE_MODES,
     CURVES,
     PLACEMENTS,
     QUALITIES,
@@ -288,6 +289,13 @@ def _blend_settings() -> Form:
                 label="Placement of new branches",
                 info="adaptive: in rounds, the gaps that differ most; even: one batch a level "
                 "(fewest UNet calls); sequential: one at a time (most)",
+            )
+            form["compile"] = gr.Dropdown(
+                list(COMPILE_MODES),
+                value=d["compile"],
+                label="Compile the UNet",
+                info="auto: CUDA graphs on cuda (about a second per batch size the first time), "
+                "else eager; on: also torch.compile elsewhere (minutes); off: eager",
             )
         with gr.Row():
             form["branch_mode"] = gr.Radio(
