@@ -249,15 +249,14 @@ def test_a_half_precision_batch_with_nan_is_decoded_again_in_float32(monkeypatch
 
 
 def test_vae_dtype_auto_is_bfloat16_on_cuda_with_support_else_as_before(monkeypatch):
-    model = _fresh_sdxl()
-    assert model._decode_dtype() is None  # cpu: the VAE's own dtype, or its float32 upcast
-    monkeypatch.setattr(DiffusionAdapter, "device", property(lambda self: torch.device("cuda")))
+    model, cpu, cuda = _fresh_sdxl(), torch.device("cpu"), torch.device("cuda")
+    assert model._decode_dtype(cpu) is None  # the VAE's own dtype, or its float32 upcast
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert model._decode_dtype() == torch.bfloat16
+    assert model._decode_dtype(cuda) == torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert model._decode_dtype() is None
+    assert model._decode_dtype(cuda) is None
     model.configure(vae_dtype="float16")
-    assert model._decode_dtype() == torch.float16
+    assert model._decode_dtype(cpu) == torch.float16
 
 
 # --- settings ---------------------------------------------------------------------------------

@@ -271,9 +271,9 @@ class DiffusionAdapter:
         in the dtype `vae_dtype` gives. A batch decoded in half precision that has NaN or inf
         is decoded again in float32."""
         chunks = latents.split(batch_size)
-        with self._working_vae(self._decode_dtype()) as vae:
-            decoded = [_decode(vae, chunk) for chunk in chunks]
+        with self._working_vae(self._decode_dtype(latents.device)) as vae:
             dtype = vae.dtype
+            decoded = [_decode(vae, dtype, chunk) for chunk in chunks]
         redo = [i for i, pixels in enumerate(decoded) if pixels is None]
         if redo:
             log.warning(
@@ -284,14 +284,15 @@ class DiffusionAdapter:
             )
             with self._working_vae(torch.float32) as vae:
                 for i in redo:
-                    decoded[i] = _decode(vae, chunks[i])
+                    decoded[i] = _decode(vae, torch.float32, chunks[i])
         return torch.cat(decoded)
 
-    def _decode_dtype(self) -> torch.dtype | None:
-        """The dtype decoding runs in; None: the VAE's usual one (see `_working_vae`)."""
+    def _decode_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The dtype decoding on `device` runs in; None: the VAE's usual one (see
+        `_working_vae`)."""
         if self.vae_dtype != "auto":
             return DTYPES[self.vae_dtype]
-        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return None
 
@@ -301,11 +302,12 @@ class DiffusionAdapter:
         afterwards, so none lose precision. None: float32 when the VAE is in half precision and
         its config asks for the upcast (SDXL's VAE overflows in float16), else its own dtype."""
         vae = self.pipe.vae
+        own = vae.dtype
         if dtype is None:
-            upcast = vae.dtype != torch.float32 and getattr(vae.config, "force_upcast", False)
-            dtype = torch.float32 if upcast else vae.dtype
+            upcast = own != torch.float32 and getattr(vae.config, "force_upcast", False)
+            dtype = torch.float32 if upcast else own
         with self._vae_lock:
-            if dtype == vae.dtype:
+            if dtype == own:
                 yield vae
                 return
             params = [(p, p.data) for p in vae.parameters()]
@@ -321,12 +323,12 @@ class DiffusionAdapter:
                     module._buffers[name] = buffer
 
 
-def _decode(vae, latents: torch.Tensor) -> torch.Tensor | None:
-    """8-bit RGB pixels (N, 3, H, W) of latents; None when a half-precision decode gave NaN or
-    inf."""
+def _decode(vae, dtype: torch.dtype, latents: torch.Tensor) -> torch.Tensor | None:
+    """8-bit RGB pixels (N, 3, H, W) of latents decoded by the VAE in `dtype` (its dtype); None
+    when a half-precision decode gave NaN or inf."""
     scale, shift = _latent_scaling(vae)
-    pixels = vae.decode(latents.to(vae.dtype) / scale + shift, return_dict=False)[0]
-    if vae.dtype != torch.float32 and not bool(torch.isfinite(pixels).all()):
+    pixels = vae.decode(latents.to(dtype) / scale + shift, return_dict=False)[0]
+    if dtype != torch.float32 and not bool(torch.isfinite(pixels).all()):
         return None
     return ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
 
