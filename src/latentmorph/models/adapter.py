@@ -108,13 +108,20 @@ class DiffusionAdapter:
             pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
 
     @property
+    def denoiser(self) -> torch.nn.Module:
+        """The network that predicts the noise (the UNet)."""
+        return self.pipe.unet
+
+    @property
     def device(self) -> torch.device:
         """Where the model runs (with model CPU offload: where each part runs when in use)."""
-        return self.pipe._execution_device
+        if hasattr(self.denoiser, "_hf_hook"):  # offloaded: asking the pipeline scans it all
+            return self.pipe._execution_device
+        return self.denoiser.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.pipe.unet.dtype
+        return self.denoiser.dtype
 
     @property
     def size_multiple(self) -> int:

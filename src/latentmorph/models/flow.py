@@ -51,8 +51,9 @@ class FlowAdapter(DiffusionAdapter):
         )
 
     @property
-    def dtype(self) -> torch.dtype:
-        return self.pipe.transformer.dtype
+    def denoiser(self) -> torch.nn.Module:
+        """The network that predicts the flow (the transformer)."""
+        return self.pipe.transformer
 
     @property
     def latent_channels(self) -> int:
