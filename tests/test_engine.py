@@ -305,3 +305,15 @@ def test_max_batch_must_be_a_whole_number_of_at_least_one(value):
 
     with pytest.raises(InputError, match=rf"^max_batch: {value!r} is not allowed; use a whole"):
         BlendSettings(max_batch=value)
+
+
+def test_a_prompt_longer_than_the_model_reads_is_a_note(tiny_sd, caplog):
+    settings, _ = BlendSettings(branches=2).resolve(tiny_sd)
+    engine = BlendingEngine(tiny_sd, settings)
+    long = "a red circle " + "and a blue square " * 30
+    with caplog.at_level("WARNING", logger="latentmorph"):
+        engine.encode(["a red circle", long])
+    notes = [r.getMessage() for r in caplog.records if r.name.startswith("latentmorph")]
+    assert len(notes) == 1
+    assert notes[0].startswith("prompt 2 is longer than the model reads (77 tokens); not read: ")
+    assert "blue square" in notes[0]

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from textwrap import shorten
 
 import torch
 from PIL import Image
@@ -85,6 +86,13 @@ class BlendingEngine:
     def encode(self, prompts: Sequence[str]) -> list[Conditioning]:
         """One conditioning per prompt (encoded as one batch)."""
         s = self.settings
+        for index, limit, lost in self.model.cut_prompts(prompts):
+            log.warning(
+                "prompt %d is longer than the model reads (%d tokens); not read: %s",
+                index + 1,
+                limit,
+                shorten(lost, 80),
+            )
         cond = self.model.encode(prompts, s.negative_prompt, s.prompt_weighting)
         return [cond[i] for i in range(len(prompts))]
 

@@ -150,6 +150,22 @@ class DiffusionAdapter:
         )
         return Conditioning({"embeds": embeds, "negative_embeds": negative})
 
+    @property
+    def text_reader(self) -> tuple[object, int]:
+        """The tokenizer of the text encoder that reads the most tokens, and how many it reads."""
+        tokenizer = self.pipe.tokenizer
+        return tokenizer, int(tokenizer.model_max_length)
+
+    def cut_prompts(self, prompts: Sequence[str]) -> list[tuple[int, int, str]]:
+        """(index, token limit, words not read) of each prompt longer than the model reads."""
+        tokenizer, limit = self.text_reader
+        cut = []
+        for i, prompt in enumerate(prompts):
+            ids = tokenizer(prompt, add_special_tokens=True).input_ids
+            if len(ids) > limit:
+                cut.append((i, limit, tokenizer.decode(ids[limit:], skip_special_tokens=True)))
+        return cut
+
     def _encode_weighted(self, prompts: Sequence[str], negative_prompt: str) -> Conditioning:
         from compel import CompelForSD
 

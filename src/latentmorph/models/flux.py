@@ -52,6 +52,12 @@ class FluxAdapter(FlowAdapter):
         family = GUIDED_TEXT_LENGTH if self.guided else UNGUIDED_TEXT_LENGTH
         return text_length(getattr(self.pipe, "tokenizer_2", None), family)
 
+    @property
+    def text_reader(self) -> tuple[object, int]:
+        if getattr(self.pipe, "tokenizer_2", None) is None:
+            return super().text_reader
+        return self.pipe.tokenizer_2, self.text_length
+
     @torch.no_grad()
     def encode(
         self, prompts: Sequence[str], negative_prompt: str = "", weighted: bool = False

@@ -30,6 +30,12 @@ class SD3Adapter(FlowAdapter):
         """T5 tokens per prompt."""
         return text_length(getattr(self.pipe, "tokenizer_3", None), SD3_TEXT_LENGTH)
 
+    @property
+    def text_reader(self) -> tuple[object, int]:
+        if getattr(self.pipe, "tokenizer_3", None) is None:
+            return super().text_reader
+        return self.pipe.tokenizer_3, self.text_length
+
     @torch.no_grad()
     def encode(
         self, prompts: Sequence[str], negative_prompt: str = "", weighted: bool = False
