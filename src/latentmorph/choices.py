@@ -16,3 +16,5 @@ BORDER_MODES = ("replicate", "reflect", "zero")
 CURVES = ("linear", "sine", "curve")
 AUDIO_COMPONENTS = ("percussive", "harmonic", "whole")
 AUDIO_REDUCTIONS = ("max", "median", "mean")
+FILLERS = ("flow", "crossfade")
+"""Ways of making the filler frames between computed images (`movie.fillers`)."""

@@ -135,7 +135,8 @@ class MovieRenderer:
             for i, tree in enumerate(trees if trees is not None else self.trees()):
                 slots = self.positions[i + 1] - self.positions[i] + 1
                 last = i == segments - 1
-                for frame in segment_frames(tree.images, tree.distances, slots, last):
+                fillers = self.settings.fillers
+                for frame in segment_frames(tree.images, tree.distances, slots, last, fillers):
                     writer.write(frame)
                     bar.update()
                 if sheet is not None:

@@ -146,7 +146,9 @@ class AnimationRenderer:
         yield from [branches[0].image] * positions[0]
         for i, tree in enumerate(engine.transitions(beginning, conds)):
             slots = positions[i + 1] - positions[i] + 1
-            yield from segment_frames(tree.images, tree.distances, slots, last=False)
+            yield from segment_frames(
+                tree.images, tree.distances, slots, last=False, fillers=self.blend.fillers
+            )
         yield from [branches[-1].image] * (self.frames - positions[-1])
 
     def _walk_frames(self) -> Iterator[Image.Image]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..checks import check_choice, check_flag, check_keys, is_positive, show
-from ..choices import COMPILE_MODES, DISTANCES, PLACEMENTS, QUALITIES, VAE_DTYPES
+from ..choices import COMPILE_MODES, DISTANCES, FILLERS, PLACEMENTS, QUALITIES, VAE_DTYPES
 from ..errors import InputError
 from ..limits import check_guidance, check_size
 from ..models.adapter import DiffusionAdapter
@@ -45,7 +45,8 @@ class BlendSettings:
     of a level; halved automatically when the device runs out of memory). `compile` (auto, on,
     off) runs the UNet from CUDA graphs or compiled (see `models.compiled`) and `vae_dtype`
     (auto, float32, bfloat16, float16) is the dtype of decoding; neither changes the images
-    beyond half-precision rounding.
+    beyond half-precision rounding. `fillers` (flow, crossfade) is how a movie's filler frames
+    between computed images are made (see `movie.fillers`).
     """
 
     steps: int | None = None
@@ -68,6 +69,7 @@ class BlendSettings:
     placement: str = "adaptive"
     compile: str = "auto"
     vae_dtype: str = "auto"
+    fillers: str = "flow"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -113,6 +115,7 @@ class BlendSettings:
         check_choice("placement", self.placement, PLACEMENTS)
         check_choice("compile", self.compile, COMPILE_MODES)
         check_choice("vae_dtype", self.vae_dtype, VAE_DTYPES)
+        check_choice("fillers", self.fillers, FILLERS)
         if self.plan is not None:
             BranchingPlan.parse(self.plan, self.steps or 1000)
 

@@ -15,6 +15,7 @@ from ..choices import (
 from ..limits import DURATION, FPS, SEED
 from .options import (
     Commands,
+    add_fillers_option,
     add_generation_options,
     add_model_options,
     limited,
@@ -45,6 +46,7 @@ def add_parser(commands: Commands) -> None:
     _add_consistency_options(p)
     _add_input_options(p)
     _add_blend_options(p)
+    add_fillers_option(p)
     add_model_options(p)
     p.set_defaults(run=run)
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from .options import Commands, add_model_options, run_settings
+from .options import Commands, add_fillers_option, add_model_options, run_settings
 from .rendering import add_sheet_option
 
 
@@ -27,6 +27,7 @@ def add_parser(commands: Commands) -> None:
         "file's name with .mp4)",
     )
     add_sheet_option(p)
+    add_fillers_option(p)
     add_model_options(p)
     p.set_defaults(run=run)
 

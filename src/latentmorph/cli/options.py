@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable
 
 from ..checks import DEVICES_ALLOWED, is_device, show
-from ..choices import COMPILE_MODES, DTYPES, VAE_DTYPES
+from ..choices import COMPILE_MODES, DTYPES, FILLERS, VAE_DTYPES
 from ..limits import SIZE, STEPS, Limit
 
 EXIT_USAGE = 2
@@ -132,9 +132,22 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_fillers_option(parser: argparse.ArgumentParser) -> None:
+    """The --fillers option: how filler frames between computed images are made."""
+    parser.add_argument(
+        "--fillers",
+        choices=FILLERS,
+        default=None,
+        help="filler frames between computed images: flow: both images warped along their "
+        "optical flow (OpenCV DIS) toward the frame's time and mixed, so that what moves is "
+        "shown on its way; crossfade: the pixels mixed (default: flow)",
+    )
+
+
 def run_settings(args: argparse.Namespace) -> dict[str, str]:
-    """`compile` and `vae_dtype` as far as the command line gives them (blending settings)."""
-    given = {"compile": args.compile, "vae_dtype": args.vae_dtype}
+    """`compile`, `vae_dtype` and `fillers` as far as the command line gives them (blending
+    settings)."""
+    given = {"compile": args.compile, "vae_dtype": args.vae_dtype, "fillers": args.fillers}
     return {name: value for name, value in given.items() if value is not None}
 
 

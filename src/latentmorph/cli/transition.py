@@ -8,6 +8,7 @@ from ..choices import DISTANCES, PLACEMENTS, QUALITIES
 from ..limits import DURATION, FPS, GUIDANCE, SEED
 from .options import (
     Commands,
+    add_fillers_option,
     add_generation_options,
     add_model_options,
     limited,
@@ -119,6 +120,7 @@ def add_parser(commands: Commands) -> None:
         "most (most UNet calls) (default: adaptive)",
     )
     add_sheet_option(p)
+    add_fillers_option(p)
     add_model_options(p)
     p.set_defaults(run=run)
 

@@ -9,6 +9,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..limits import check_duration, check_fps, check_length
+from .fillers import Filler, filler
 
 
 def frame_count(duration: float, fps: float) -> int:
@@ -40,7 +41,8 @@ def keyframe_positions(durations: Sequence[float], fps: float) -> list[int]:
 
 
 def frame_plan(distances: Sequence[float], frames: int) -> list[tuple[int, float]]:
-    """For each of `frames` frames: (index of an image, crossfade weight toward the next one).
+    """For each of `frames` frames: (index of an image, time toward the next one: 0 shows the
+    image, otherwise a filler frame).
 
     Images sit at frames spaced in proportion to the distance from their left neighbour, so the
     perceived speed of change is even; every image gets its own frame when there are enough.
@@ -77,20 +79,30 @@ def _allocate(weights: np.ndarray, total: int) -> list[int]:
 
 
 def render_frames(
-    images: Sequence[Image.Image], plan: Sequence[tuple[int, float]]
+    images: Sequence[Image.Image], plan: Sequence[tuple[int, float]], fillers: str = "crossfade"
 ) -> Iterator[Image.Image]:
-    """The frames of a frame plan: images, and pixel crossfades between neighbours."""
+    """The frames of a frame plan: images, and filler frames between neighbours made the
+    `fillers` way (`movie.fillers`; a plan's weight is the filler's time)."""
+    made: dict[int, Filler] = {}
     for index, weight in plan:
         if weight == 0:
             yield images[index]
-        else:
-            yield Image.blend(images[index], images[index + 1], weight)
+            continue
+        if index not in made:
+            made.clear()
+            made[index] = filler(images[index], images[index + 1], fillers)
+        yield made[index](weight)
 
 
 def segment_frames(
-    images: Sequence[Image.Image], distances: Sequence[float], slots: int, last: bool
+    images: Sequence[Image.Image],
+    distances: Sequence[float],
+    slots: int,
+    last: bool,
+    fillers: str = "crossfade",
 ) -> Iterator[Image.Image]:
-    """The frames of a segment from its first image to its last over `slots` frame positions;
-    the last position is left to the next segment unless `last`."""
+    """The frames of a segment from its first image to its last over `slots` frame positions,
+    filler frames made the `fillers` way; the last position is left to the next segment unless
+    `last`."""
     plan = frame_plan(distances, slots)
-    return render_frames(images, plan if last else plan[:-1])
+    return render_frames(images, plan if last else plan[:-1], fillers)

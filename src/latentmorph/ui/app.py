@@ -14,6 +14,7 @@ from ..choices import (
     BORDER_MODES,
     COMPILE_MODES,
     CURVES,
+    FILLERS,
     PLACEMENTS,
     QUALITIES,
 )
@@ -296,6 +297,13 @@ def _blend_settings() -> Form:
                 label="Compile the UNet",
                 info="auto: CUDA graphs on cuda (about a second per batch size the first time), "
                 "else eager; on: also torch.compile elsewhere (minutes); off: eager",
+            )
+            form["fillers"] = gr.Dropdown(
+                list(FILLERS),
+                value=d["fillers"],
+                label="Filler frames",
+                info="flow: both neighbours warped along their optical flow and mixed, so "
+                "what moves is shown on its way; crossfade: the pixels mixed",
             )
         with gr.Row():
             form["branch_mode"] = gr.Radio(
