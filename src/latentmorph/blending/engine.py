@@ -188,7 +188,7 @@ class BlendingEngine:
         count, keys = len(segment_fractions), len(seeds)
         fractions = segment_fractions * (keys - 1)
         left = torch.arange(keys - 1, device=self.model.device).repeat_interleave(count)
-        mix = torch.tensor(fractions)
+        mix = torch.tensor(fractions, device=self.model.device)
         children = [conds[i].lerp(conds[i + 1], f) for i, f in zip(left.tolist(), fractions)]
         crossfeed = s.keyframe_crossfeed
         keyframe_hook = None
@@ -399,7 +399,7 @@ class BlendingEngine:
 
     def _grow(self, jobs: list[_Job], level: int, start: int) -> list[Branch]:
         """Computes a batch of branches injected at `start`."""
-        mix = torch.tensor([j.mix for j in jobs])
+        mix = torch.tensor([j.mix for j in jobs], device=self.model.device)
 
         def parents_at(step: int) -> torch.Tensor:
             first = torch.cat([j.parents[0].at(step) for j in jobs])
