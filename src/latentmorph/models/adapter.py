@@ -128,6 +128,11 @@ class DiffusionAdapter:
         """Width and height must be multiples of this many pixels."""
         return int(self.pipe.vae_scale_factor)
 
+    @property
+    def latent_channels(self) -> int:
+        """Channels of the latents the denoiser takes."""
+        return int(self.pipe.unet.config.in_channels)
+
     # --- text -------------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -190,8 +195,8 @@ class DiffusionAdapter:
     def unit_noise(self, seeds: Sequence[int], width: int, height: int) -> torch.Tensor:
         """Standard normal latents, one CPU generator per seed, so a batch equals its seeds
         run alone and a seed gives the same noise on every device."""
-        f = self.size_multiple
-        shape = (1, self.pipe.unet.config.in_channels, height // f, width // f)
+        f = int(self.pipe.vae_scale_factor)
+        shape = (1, self.latent_channels, height // f, width // f)
         noise = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
         return torch.cat(noise).to(self.device, self.dtype)
 

@@ -100,14 +100,6 @@ class FlowAdapter(DiffusionAdapter):
 
     # --- latents ----------------------------------------------------------------------------
 
-    def unit_noise(self, seeds: Sequence[int], width: int, height: int) -> torch.Tensor:
-        """Standard normal latents, one CPU generator per seed, so a batch equals its seeds
-        run alone and a seed gives the same noise on every device."""
-        f = int(self.pipe.vae_scale_factor)
-        shape = (1, self.latent_channels, height // f, width // f)
-        noise = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
-        return torch.cat(noise).to(self.device, self.dtype)
-
     def initial_latents(self, unit_noise: torch.Tensor, steps: int) -> torch.Tensor:
         """Unit noise as it is: flow-matching schedules start at sigma 1, pure noise."""
         return unit_noise
