@@ -26,6 +26,8 @@ from .device import DTYPES
 
 log = logging.getLogger(__name__)
 StepHook = Callable[[int, torch.Tensor], torch.Tensor]
+Prediction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""What the denoiser predicts for latents at timestep t, as the scheduler's `step` takes it."""
 
 DETERMINISTIC_SCHEDULERS = (EulerDiscreteScheduler, DDIMScheduler)
 
@@ -184,8 +186,8 @@ class DiffusionAdapter:
 
     # --- latents ----------------------------------------------------------------------------
 
-    def scheduler(self, steps: int):
-        """A fresh scheduler set to `steps` steps."""
+    def scheduler(self, steps: int, latents: torch.Tensor | None = None):
+        """A fresh scheduler set to `steps` steps (`latents`: see `FlowAdapter.scheduler`)."""
         if steps not in self._schedulers:
             scheduler = copy.deepcopy(self.pipe.scheduler)
             scheduler.set_timesteps(steps, device=self.device)
@@ -244,35 +246,44 @@ class DiffusionAdapter:
 
         Returns the latents that entered each step, then the final latents (stop - start + 1
         tensors). `on_step(i, latents)` is called before step i and returns the latents to use.
-        Classifier-free guidance runs when a guidance scale is above 1, batched with the rest.
+        Guidance works as in the family's pipeline (SD, SDXL, SD3: classifier-free when a scale
+        is above 1, batched with the rest; FLUX: the guidance embedding, where the model has one).
         """
         stop = steps if stop is None else stop
-        scheduler = self.scheduler(steps)
+        scheduler = self.scheduler(steps, latents)
         if hasattr(scheduler, "set_begin_index"):
             scheduler.set_begin_index(start)
         guidance = torch.as_tensor(guidance_scale, dtype=torch.float32).flatten()
         guidance = guidance.expand(latents.shape[0]).to(self.device)
-        cfg = bool((guidance > 1).any())
-        kwargs = self._unet_kwargs(cond, cfg, latents)
-        g = guidance.view(-1, 1, 1, 1).to(self.dtype)
-        unet = self._unet_call()
+        predict = self._predictor(cond, guidance, latents, scheduler)
         trajectory = []
         for i in range(start, stop):
             if on_step is not None:
                 latents = on_step(i, latents)
             trajectory.append(latents)
             t = scheduler.timesteps[i]
-            x = torch.cat([latents, latents]) if cfg else latents
-            x = scheduler.scale_model_input(x, t)
-            pred = unet(x, t, **kwargs)
-            if cfg:
-                uncond, text = pred.chunk(2)
-                pred = uncond + g * (text - uncond)
-            latents = scheduler.step(pred, t, latents, return_dict=False)[0]
+            latents = scheduler.step(predict(latents, t), t, latents, return_dict=False)[0]
             if progress is not None:
                 progress(latents.shape[0])
         trajectory.append(latents)
         return trajectory
+
+    def _predictor(
+        self, cond: Conditioning, guidance: torch.Tensor, latents: torch.Tensor, scheduler
+    ) -> Prediction:
+        """The UNet's prediction `(latents, t) -> prediction` that the scheduler steps with, for
+        a batch with this conditioning and per-row guidance (on the device)."""
+        cfg = bool((guidance > 1).any())
+        kwargs = self._unet_kwargs(cond, cfg, latents)
+        g = guidance.view(-1, 1, 1, 1).to(self.dtype)
+        unet = self._unet_call()
+
+        def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            x = scheduler.scale_model_input(torch.cat([x, x]) if cfg else x, t)
+            pred = unet(x, t, **kwargs)
+            return guided(pred, g) if cfg else pred
+
+        return predict
 
     def _unet_call(self) -> CompiledCall:
         """The UNet's call, compiled as `compile` says (see `models.compiled`)."""
@@ -349,6 +360,13 @@ class DiffusionAdapter:
                     p.data = data
                 for module, name, buffer in buffers:
                     module._buffers[name] = buffer
+
+
+def guided(pred: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Classifier-free guidance of a prediction batched as (unconditional, conditional) halves:
+    uncond + scale·(cond − uncond), `scale` one value per row of a half."""
+    uncond, text = pred.chunk(2)
+    return uncond + scale * (text - uncond)
 
 
 def _decode(vae, dtype: torch.dtype, latents: torch.Tensor) -> torch.Tensor | None:

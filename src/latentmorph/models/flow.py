@@ -8,17 +8,17 @@ everywhere the engine sees them, as SD's and SDXL's do.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
 
 from ..errors import InputError
-from .adapter import Conditioning, DiffusionAdapter, FamilyDefaults, StepHook
+from .adapter import Conditioning, DiffusionAdapter, FamilyDefaults, Prediction
 from .compiled import CompiledCall
 
-Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Velocity = Prediction
 
 
 class FlowAdapter(DiffusionAdapter):
@@ -135,42 +135,13 @@ class FlowAdapter(DiffusionAdapter):
         conditioning and per-row guidance."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def denoise(
-        self,
-        latents: torch.Tensor,
-        cond: Conditioning,
-        steps: int,
-        start: int = 0,
-        stop: int | None = None,
-        guidance_scale: float | torch.Tensor = 0.0,
-        on_step: StepHook | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> list[torch.Tensor]:
-        """Runs steps [start, stop) of a `steps`-step schedule for the whole batch.
-
-        Returns the latents that entered each step, then the final latents (stop - start + 1
-        tensors). `on_step(i, latents)` is called before step i and returns the latents to use.
-        Guidance works as in the family's pipeline (SD3: classifier-free when above 1, batched
-        with the rest; FLUX: the guidance embedding, where the model has one).
-        """
-        stop = steps if stop is None else stop
-        scheduler = self.scheduler(steps, latents)
-        scheduler.set_begin_index(start)
-        guidance = torch.as_tensor(guidance_scale, dtype=torch.float32).flatten()
-        guidance = guidance.expand(latents.shape[0]).to(self.device)
-        velocity = self._velocity(cond, guidance)
-        trajectory = []
-        for i in range(start, stop):
-            if on_step is not None:
-                latents = on_step(i, latents)
-            trajectory.append(latents)
-            t = scheduler.timesteps[i]
-            latents = scheduler.step(velocity(latents, t), t, latents, return_dict=False)[0]
-            if progress is not None:
-                progress(latents.shape[0])
-        trajectory.append(latents)
-        return trajectory
+    def _predictor(
+        self, cond: Conditioning, guidance: torch.Tensor, latents: torch.Tensor, scheduler
+    ) -> Velocity:
+        """The family's velocity; guidance works as in the family's pipeline (SD3:
+        classifier-free when above 1, batched with the rest; FLUX: the guidance embedding,
+        where the model has one)."""
+        return self._velocity(cond, guidance)
 
 
 def text_length(tokenizer, family_length: int) -> int:

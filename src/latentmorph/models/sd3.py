@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .adapter import Conditioning
+from .adapter import Conditioning, guided
 from .flow import FlowAdapter, Velocity, text_length
 
 SD3_TEXT_LENGTH = 256
@@ -89,9 +89,6 @@ class SD3Adapter(FlowAdapter):
 
         def velocity(x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
             pred = transformer(torch.cat([x, x]) if cfg else x, timestep, hidden, pooled)
-            if cfg:
-                uncond, text = pred.chunk(2)
-                pred = uncond + g * (text - uncond)
-            return pred
+            return guided(pred, g) if cfg else pred
 
         return velocity
