@@ -94,16 +94,16 @@ def test_out_of_memory_is_a_note_and_max_batch_overrides_the_project(capsys, tmp
     [
         (
             ["--depth-strength", "1.5"],
-            "depth_strength: 1.5 is not allowed; use a number from 0 to 1",
+            "argument --depth-strength: '1.5' is not allowed; use a number from 0 to 1",
         ),
-        (["--depth-strength", "-0.1"], "depth_strength: -0.1 is not allowed"),
-        (["--branches", "1"], "branches: 1 is not allowed; use a whole number of at least 2"),
+        (["--depth-strength", "-0.1"], "argument --depth-strength: '-0.1' is not allowed"),
+        (["--branches", "1"], "argument --branches: '1' is not allowed; use a whole number from 2"),
         (["--width", "0"], "argument --width: '0' is not allowed; use a whole number from 1 to"),
         (["--height", "-64"], "argument --height: '-64' is not allowed"),
         (["--fps", "0"], "argument --fps: '0' is not allowed; use a number above 0"),
         (["--duration", "-1"], "argument --duration: '-1' is not allowed"),
         (["--fps", "nan"], "argument --fps: 'nan' is not allowed"),
-        (["--duration", "0.1"], "duration: 0.1 s at 8.0 fps gives 1 frame(s)"),
+        (["--duration", "0.1"], "--duration: 0.1 s at 8 fps gives 1 frame(s); a transition"),
         (["--model", "nosuchmodel"], "model 'nosuchmodel' is not a preset"),
         (
             ["--model", "owner/not-cached"],
@@ -111,12 +111,12 @@ def test_out_of_memory_is_a_note_and_max_batch_overrides_the_project(capsys, tmp
         ),
         (["--model", "weights.ckpt"], "pickle checkpoints"),
         (["--quality", "best"], "argument --quality: invalid choice: 'best'"),
-        (["--plan", "4@2"], "plan injection strength: 2.0 is not allowed"),
+        (["--plan", "4@2"], "--plan: injection strength 2 in '4@2' is not allowed"),
         (["--branches", "4", "--time-budget", "3"], "not allowed with argument --branches"),
-        (["--parental-crossfeed", "2", "1", "1"], "crossfeed power: 2.0 is not allowed"),
+        (["--parental-crossfeed", "2", "1", "1"], "--parental-crossfeed: POWER '2' is not allowed"),
         (["--device", "tpu"], "device: 'tpu' is not allowed"),
         (["--seeds", "-1", "3"], "argument --seeds: '-1' is not allowed"),
-        (["--max-batch", "0"], "max_batch: 0 is not allowed; use a whole number of at least 1"),
+        (["--max-batch", "0"], "argument --max-batch: '0' is not allowed; use a whole number"),
         (["--placement", "random"], "argument --placement: invalid choice: 'random'"),
         (["--sheet", "out.jpg"], "sheet: 'out.jpg' is not allowed; give a file name ending in"),
         (["--sheet", "missing/s.png"], "its folder"),
@@ -190,8 +190,8 @@ def test_console_script_runs_and_reports_errors_on_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "latentmorph: error: branches: 1 is not allowed; use a whole number of at least 2 "
-        "(the two keyframes count)"
+        "latentmorph: error: argument --branches: '1' is not allowed; use a whole number from 2 "
+        "to 2000 (images, both keyframes included)"
     ]
 
 
@@ -312,7 +312,7 @@ def test_a_bad_sheet_path_exits_2_before_loading_the_model(capsys, tmp_path, mon
             capsys, "transition", "a", "b", "-o", str(out), *FAST, "--sheet", str(sheet)
         )
         assert code == 2 and stdout == ""
-        assert err.count("\n") == 1 and err.startswith(f"latentmorph: error: sheet: '{sheet}'")
+        assert err.count("\n") == 1 and err.startswith(f"latentmorph: error: --sheet: '{sheet}'")
         assert list(tmp_path.iterdir()) == []
     project = tmp_path / "p.yaml"
     project.write_text("keyframes: [a, b]\nmodel: tiny-sd\n")

@@ -74,6 +74,15 @@ def test_missing_single_file(tmp_path):
         load_pipeline(str(tmp_path / "absent.safetensors"))
 
 
+def test_a_folder_that_is_not_a_pipeline_is_named_as_such(tmp_path):
+    (tmp_path / "notes.txt").write_text("not weights")
+    with pytest.raises(ModelLoadError) as caught:
+        load_pipeline(str(tmp_path))
+    message = str(caught.value)
+    assert message.startswith(f"model {str(tmp_path)!r}: the folder holds no model_index.json")
+    assert "network" not in message and "\n" not in message
+
+
 def test_uncached_hub_model_offline_gives_one_line_advice():
     with pytest.raises(ModelLoadError) as info:
         load_pipeline("sdxl-turbo", device="cpu")

@@ -41,7 +41,7 @@ def test_manual_plan_from_strengths_and_steps():
         ("4@0.5 3@0.6", "strictly increase"),
         ("4@0.5 8@0.4", "strictly increase"),
         ("2@0.5", "first count must exceed 2"),
-        ("4@1.5", "plan injection strength: 1.5"),
+        ("4@1.5", "plan: injection strength 1.5 in '4@1.5' is not allowed"),
         ("4@s30", "injection step 30 is not allowed; use 0 to 29"),
         ("four@0.5", "'four@0.5' is not allowed"),
         ("", "empty"),

@@ -18,7 +18,7 @@ from latentmorph.blending.sheet import (
     write_sheet,
 )
 from latentmorph.blending.tree import Branch, TransitionTree
-from latentmorph.errors import InputError
+from latentmorph.errors import InputError, OutputError
 
 STEPS = 10
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200)]
@@ -172,7 +172,7 @@ def test_write_sheet_leaves_nothing_behind_when_it_fails(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match=f"^cannot write {target}: disk full$"):
         write_sheet([_tree()], STEPS, target)
     assert list(tmp_path.iterdir()) == []
 

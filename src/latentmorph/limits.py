@@ -32,6 +32,14 @@ MAX_GIF_FPS = 50
 """GIF frame delays are whole hundredths of a second, and players slow shorter ones down."""
 MAX_PROJECT_FILE_BYTES = 1_000_000
 """Size of a project file or prompt schedule file."""
+MAX_BRANCHES = 2000
+"""Images of one transition, keyframes included."""
+MAX_MOTION_ZOOM = 1000
+"""Zoom factor of one frame's 2D motion (and 1/MAX_MOTION_ZOOM the least)."""
+MAX_MOTION_ANGLE = 360
+"""Degrees of one frame's 2D rotation, either way."""
+MAX_NOISE = 10
+"""Scale of the fresh noise that coherence adds (latents have unit variance)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,11 @@ GUIDANCE = Limit(0, MAX_GUIDANCE)
 SEED = Limit(0, SEED_LIMIT - 1, whole=True)
 PORT = Limit(1, 65535, whole=True)
 FRAME = Limit(0, MAX_FRAMES - 1, whole=True)
+FRACTION = Limit(0, 1)
+BRANCHES = Limit(2, MAX_BRANCHES, whole=True, unit="images, both keyframes included")
+TIME_BUDGET = Limit(0, MAX_DURATION, above=True, unit="seconds; 24 hours at most")
+BATCH = Limit(1, MAX_BRANCHES, whole=True, unit="images")
+NOISE = Limit(0, MAX_NOISE)
 
 
 def check_fps(value: Any, name: str = "fps") -> float:

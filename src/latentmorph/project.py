@@ -11,16 +11,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import yaml
 
+from .blending.plan import quality_settings
 from .blending.settings import BlendSettings
 from .checks import check_choice, check_device, check_keys, check_text, show
 from .choices import DTYPES
-from .errors import InputError, ProjectFileError
+from .errors import InputError, OutputError, ProjectFileError
 from .inputs import free_name, read_text
 from .limits import SEED_LIMIT, check_duration, check_fps, check_length, check_seed
+from .movie.timing import keyframe_positions
+from .output_files import StagedText, check_name_length, remove_output
 
 FORMAT_VERSION = 1
 PROJECT_KEYS = ("model", "fps", "duration", "device", "dtype", "settings", "keyframes")
@@ -71,6 +75,7 @@ class Project:
         check_fps(self.fps)
         check_duration(self.duration)
         check_length(sum(self.durations), self.fps)
+        keyframe_positions(self.durations, self.fps)
 
     def inputs(self) -> list[tuple[str, Path]]:
         """The files it was read from, as (field, path) pairs: outputs never replace them."""
@@ -80,6 +85,18 @@ class Project:
     def durations(self) -> list[float]:
         """Seconds of each segment between consecutive keyframes."""
         return [kf.duration or self.duration for kf in self.keyframes[:-1]]
+
+    @property
+    def segment_frames(self) -> int:
+        """Frames of an average segment: what quality presets are sized for."""
+        positions = keyframe_positions(self.durations, self.fps)
+        return round(positions[-1] / (len(positions) - 1))
+
+    def check_quality(self, name: str = "quality") -> None:
+        """InputError naming `name` when the quality preset gives more branches than allowed
+        for the segments' length (checked before a render starts)."""
+        if self.settings.quality is not None:
+            quality_settings(self.settings.quality, self.segment_frames, name)
 
     def with_seeds(self) -> Project:
         """A copy in which every keyframe without a seed has a random one."""
@@ -233,14 +250,16 @@ def errors_naming(path: str | Path) -> Iterator[None]:
         raise ProjectFileError(f"{path}: {error}") from None
 
 
-def save_project_data(data: dict[str, Any], path: str | Path) -> Path:
-    """Writes a project file with the library versions (under a temporary name, then renamed)."""
-    path = Path(path)
+def _project_text(data: dict[str, Any]) -> str:
+    """A project file's YAML text: the format version, `data` and the library versions."""
     data = {"latentmorph": FORMAT_VERSION, **data, "versions": library_versions()}
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    os.replace(partial, path)
-    return path
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def save_project_data(data: dict[str, Any], path: str | Path) -> Path:
+    """Writes a project file with the library versions (under a temporary name, then renamed);
+    OutputError when the system refuses it."""
+    return StagedText(Path(path), _project_text(data)).commit()
 
 
 def library_versions() -> dict[str, str]:
@@ -254,14 +273,73 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def project_path_for(output: str | Path, inputs: Iterable[tuple[str, Path]] = ()) -> Path:
-    """Where the project file of an output goes: beside it, with the extension .yaml; or when
-    that is one of the `inputs` ((field, path) pairs), NAME.render.yaml, with a logged note."""
+def _beside(output: str | Path) -> Path:
     output = Path(os.fspath(output).rstrip("/\\"))
-    path = output.with_name(output.stem + ".yaml") if output.suffix else output.with_suffix(".yaml")
+    return output.with_name(output.stem + ".yaml") if output.suffix else output.with_suffix(".yaml")
+
+
+def project_path_for(
+    output: str | Path, inputs: Iterable[tuple[str, Path]] = (), note: bool = True
+) -> Path:
+    """Where the project file of an output goes: beside it, with the extension .yaml; or when
+    that is one of the `inputs` ((field, path) pairs), NAME.render.yaml, with a logged note
+    (unless `note` is false)."""
+    path = _beside(output)
     free = free_name(path, [p for _, p in inputs])
-    if free != path:
+    if free != path and note:
         logging.getLogger("latentmorph").warning(
             f"project file written as {free}: {path} is an input and is not overwritten"
         )
     return free
+
+
+def check_project_path(output: str | Path, inputs: Iterable[tuple[str, Path]] = ()) -> Path:
+    """The project file path beside `output`; OutputError when it cannot be written there (an
+    existing folder of that name, a name too long). Check the output itself first."""
+    path = Path(os.path.abspath(project_path_for(output, inputs, note=False)))
+    check_name_length(f"the project file {path}", path)
+    if path.is_dir():
+        raise OutputError(
+            f"cannot write the project file {path} beside {os.fspath(output)}: it is an existing "
+            "folder; move it or give the output another name"
+        )
+    return path
+
+
+class ProjectFileBeside:
+    """The project file of an output, written with it: `stage(data)` writes it under a
+    temporary name while the output is still being written; when the `with` block ends well
+    it is put in place, else removed. The output never stays without its project file: when
+    putting the project file in place fails, the output is removed and OutputError raised.
+    """
+
+    def __init__(self, output: Path, inputs: Iterable[tuple[str, Path]] = ()) -> None:
+        self.output = output
+        inputs = list(inputs)
+        check_project_path(output, inputs)
+        self.path = project_path_for(output, inputs)
+        self._staged: StagedText | None = None
+
+    def stage(self, data: dict[str, Any]) -> None:
+        """Writes the project file `data` under its temporary name."""
+        self._staged = StagedText(self.path, _project_text(data))
+
+    def __enter__(self) -> ProjectFileBeside:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._staged is None:
+            return
+        if exc_type is not None:
+            self._staged.discard()
+            return
+        try:
+            self._staged.commit()
+        except BaseException:
+            remove_output(self.output)
+            raise

@@ -19,7 +19,7 @@ from .models.adapter import Conditioning, DiffusionAdapter
 from .models.loading import load_pipeline
 from .movie.timing import keyframe_positions, segment_frames
 from .movie.writers import check_output_path, open_writer
-from .project import Project, project_path_for
+from .project import Project, ProjectFileBeside, check_project_path
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,9 @@ class MovieRenderer:
     ) -> None:
         self.started = time.perf_counter()
         self.project = project.with_seeds()
-        positions = keyframe_positions(self.project.durations, self.project.fps)
-        self.positions = positions
+        self.positions = keyframe_positions(self.project.durations, self.project.fps)
         self.model = model or load_pipeline(project.model, project.device, project.dtype)
-        segment_frames = round(positions[-1] / (len(positions) - 1))
-        settings, self.notices = project.settings.resolve(self.model, segment_frames)
+        settings, self.notices = project.settings.resolve(self.model, project.segment_frames)
         self.notices = list(self.model.notices) + self.notices
         self.settings = settings
         self._bar = tqdm(desc="diffusion", unit="step", disable=not progress, leave=False)
@@ -127,7 +125,7 @@ class MovieRenderer:
         size = (self.settings.width, self.settings.height)
         frames = self.positions[-1] + 1
         segments = len(self.positions) - 1
-        with ExitStack() as stack:
+        with ProjectFileBeside(output, self.project.inputs()) as project_file, ExitStack() as stack:
             writer = stack.enter_context(open_writer(output, fps, size))
             bar = stack.enter_context(
                 tqdm(total=frames, desc="encoding", unit="frame", disable=not self.progress)
@@ -141,15 +139,14 @@ class MovieRenderer:
                     bar.update()
                 if sheet is not None:
                     outlines.append(outline(tree))
+            project_file.stage(self.recorded_project().to_dict())
         self._bar.close()
-        project_path = project_path_for(output, self.project.inputs())
-        project_file = self.recorded_project().save(project_path)
         if sheet is not None:
             write_sheet(outlines, self.settings.steps, sheet)
         stats = self.engine.stats
         return Summary(
             output=output,
-            project_file=project_file,
+            project_file=project_file.path,
             frames=writer.frames_written,
             images=stats.images,
             unet_calls=stats.unet_calls,
@@ -169,6 +166,7 @@ def render_project(
     """Renders a project to `output` (mp4, webm, gif or a PNG folder) with its project file, and
     with `sheet` (a .png path) the contact sheet of its segments' trees."""
     check_output_path(output, project.fps, project.inputs())
+    check_project_path(output, project.inputs())
     if sheet is not None:
         check_sheet_path(sheet)
     return MovieRenderer(project, model, progress).write(output, sheet=sheet)

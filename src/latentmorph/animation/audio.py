@@ -27,6 +27,9 @@ from latentmorph.inputs import check_input_file
 _REDUCERS = {"max": np.max, "median": np.median, "mean": np.mean}
 _READ_ERRORS = (OSError, EOFError, RuntimeError, soundfile.SoundFileError, av.FFmpegError)
 _MIN_FFT = 2048
+AUDIO_FORMATS = (
+    "wav, flac, ogg, mp3, m4a/aac, or a video with sound (what libsndfile or FFmpeg reads)"
+)
 _SILENCE = 1e-10  # mel power below this (about -100 dB) counts as no energy
 
 
@@ -50,6 +53,30 @@ def audio_duration(path: str | Path) -> float:
             return float(soundfile.info(str(path)).duration)
         except soundfile.SoundFileRuntimeError:
             return _av_duration(path)
+
+
+def check_audio_file(path: str | Path, field: str = "audio") -> Path:
+    """`path` when it is a file whose audio decodes (its first half second is tried); else
+    MediaError naming `field`, why, and the formats allowed."""
+    path = check_input_file(path, field, "an audio file (or a video with sound)", MediaError)
+    try:
+        if audio_duration(path) > 0 and _decode(path, 0.0, 0.5)[0].size > 0:
+            return path
+        reason = "it holds no audio"
+    except MediaError as error:
+        reason = reason_of(error.__cause__ or error, path)
+    except _READ_ERRORS as error:
+        reason = reason_of(error, path)
+    raise MediaError(
+        f"{field}: {path} cannot be read as audio ({reason}); allowed: {AUDIO_FORMATS}"
+    )
+
+
+def reason_of(error: BaseException, path: Path) -> str:
+    """Why reading the media file `path` failed, in a few words on one line (FFmpeg's text
+    without its error number and the path)."""
+    text = getattr(error, "strerror", None) or " ".join(str(error).split()) or type(error).__name__
+    return f"it {text[len(str(path)) + 1 :]}" if text.startswith(f"{path} ") else text
 
 
 def load_audio(

@@ -16,14 +16,14 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..blending.engine import BlendingEngine, EngineStats
-from ..errors import InputError
+from ..errors import InputError, MediaError
 from ..interpolation import slerp
 from ..limits import SEED_LIMIT
 from ..models.adapter import Conditioning, DiffusionAdapter
 from ..models.loading import load_pipeline
 from ..movie.timing import frame_count, segment_frames
 from ..movie.writers import check_output_path, open_writer
-from ..project import project_path_for, save_project_data
+from ..project import ProjectFileBeside
 from ..render import Summary
 from . import DEFAULT_FPS
 from .audio import audio_duration, audio_timing, onset_keyframes
@@ -176,7 +176,13 @@ class AnimationRenderer:
             g = [guidance.value_at(k) if guidance else self.blend.guidance_scale for k in frames]
             init = None
             if video is not None:
-                init = next(video)
+                init = next(video, None)
+                if init is None:
+                    raise MediaError(
+                        f"init_video: {self.video.path} ends at frame {begin}, before the "
+                        f"{self.video.frame_count} frames its header gives; the file is "
+                        "truncated or damaged"
+                    )
             elif previous is not None and moving:
                 init = warp(previous, a.motion_at(begin), a.border)
             start = 0
@@ -219,7 +225,8 @@ class AnimationRenderer:
         """Writes the animation, with the soundtrack when there is audio, and its project file."""
         output = check_output_path(output, self.fps, self.animation.inputs())
         audio = self.animation.audio if output.suffix in (".mp4", ".webm") else None
-        with ExitStack() as stack:
+        inputs = self.animation.inputs()
+        with ProjectFileBeside(output, inputs) as project_file, ExitStack() as stack:
             writer = stack.enter_context(open_writer(output, self.fps, self.size, audio=audio))
             bar = stack.enter_context(
                 tqdm(total=self.frames, desc="frames", unit="frame", disable=not self.progress)
@@ -227,11 +234,10 @@ class AnimationRenderer:
             for image in self.render_frames():
                 writer.write(image)
                 bar.update()
-        project_path = project_path_for(output, self.animation.inputs())
-        project_file = save_project_data(self.recorded().to_dict(), project_path)
+            project_file.stage(self.recorded().to_dict())
         return Summary(
             output=output,
-            project_file=project_file,
+            project_file=project_file.path,
             frames=writer.frames_written,
             images=self.stats.images,
             unet_calls=self.stats.unet_calls,

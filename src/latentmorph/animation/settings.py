@@ -14,8 +14,6 @@ from ..checks import (
     check_flag,
     check_keys,
     check_text,
-    is_number,
-    is_whole,
     show,
 )
 from ..choices import (
@@ -28,13 +26,19 @@ from ..choices import (
 )
 from ..errors import InputError
 from ..limits import (
+    FRACTION,
     FRAME,
     MAX_GUIDANCE,
+    MAX_MOTION_ANGLE,
+    MAX_MOTION_ZOOM,
+    MAX_SIZE,
+    NOISE,
+    STEPS,
     check_duration,
     check_fps,
-    check_length,
     check_seed,
 )
+from ..movie.timing import frame_count
 from . import DEFAULT_FPS
 from .motion import Motion
 from .schedules import (
@@ -44,6 +48,7 @@ from .schedules import (
     parse_curve,
     parse_frequencies,
     parse_parameter_schedule,
+    scale_keyframes,
 )
 
 SHARED_WITH_BLEND = ("steps", "negative_prompt", "width", "height", "guidance_scale")
@@ -52,11 +57,12 @@ SCHEDULED = ("guidance_scale", "strength", "zoom", "angle", "translation_x", "tr
 SCHEDULE_RANGES = {
     "guidance_scale": (0.0, MAX_GUIDANCE),
     "strength": (0.0, 1.0),
-    "zoom": (1e-3, None),
-    "angle": (None, None),
-    "translation_x": (None, None),
-    "translation_y": (None, None),
+    "zoom": (1 / MAX_MOTION_ZOOM, MAX_MOTION_ZOOM),
+    "angle": (-MAX_MOTION_ANGLE, MAX_MOTION_ANGLE),
+    "translation_x": (-MAX_SIZE, MAX_SIZE),
+    "translation_y": (-MAX_SIZE, MAX_SIZE),
 }
+"""Values each parameter schedule allows (per frame for motion: pixels for translations)."""
 
 
 @dataclass(frozen=True)
@@ -74,16 +80,10 @@ class Coherence:
     noise: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("scale", "alpha"):
-            value = getattr(self, name)
-            if not is_number(value) or not 0 <= value <= 1:
-                raise InputError(f"coherence {name}: {value!r} is not allowed; use 0 to 1")
-        if not is_whole(self.steps) or self.steps < 1:
-            raise InputError(
-                f"coherence steps: {self.steps!r} is not allowed; use a whole number >= 1"
-            )
-        if not is_number(self.noise) or self.noise < 0:
-            raise InputError(f"coherence noise: {self.noise!r} is not allowed; use a number >= 0")
+        FRACTION.check(self.scale, "coherence.scale")
+        FRACTION.check(self.alpha, "coherence.alpha")
+        STEPS.check(self.steps, "coherence.steps")
+        NOISE.check(self.noise, "coherence.noise")
 
     @property
     def active(self) -> bool:
@@ -159,7 +159,9 @@ class Animation:
         if self.duration is not None:
             check_duration(self.duration)
             if self.fps is not None or not self.init_video:
-                check_length(self.duration, self.fps or DEFAULT_FPS)
+                frames = frame_count(self.duration, self.fps or DEFAULT_FPS)
+                if len(self.prompts) > 1 and not self.audio_keyframes:
+                    scale_keyframes(self.prompts, frames)
         if self.seed is not None:
             check_seed(self.seed)
         if (self.audio_keyframes or self.audio_timing) and not self.audio:
@@ -187,6 +189,18 @@ class Animation:
         files = (("source file", self.source), ("audio", self.audio))
         files += (("init_video", self.init_video),)
         return [(name, Path(path)) for name, path in files if path]
+
+    def check_media(self) -> None:
+        """MediaError naming the field unless the audio and the video input decode (their
+        first moments are tried): checked before a render starts."""
+        if self.audio:
+            from .audio import check_audio_file
+
+            check_audio_file(self.audio, "audio")
+        if self.init_video:
+            from .video_input import check_video_file
+
+            check_video_file(self.init_video, "init_video")
 
     def schedule(self, name: str) -> ParameterSchedule | None:
         """The parsed parameter schedule `name` (None: guidance from the model)."""

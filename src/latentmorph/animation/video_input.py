@@ -15,6 +15,8 @@ from PIL import Image
 from latentmorph.errors import InputError, MediaError
 from latentmorph.inputs import check_input_file
 
+VIDEO_FORMATS = "mp4, webm, mov, mkv, avi, animated gif (what FFmpeg reads)"
+
 
 class VideoInput:
     """The frames of the first video stream of a file, as RGB images of `size` (width, height).
@@ -37,8 +39,13 @@ class VideoInput:
             self._container.close()
             raise MediaError(f"{self.path} has no video stream")
         self._stream = self._container.streams.video[0]
-        rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
-        if not rate or not self._stream.width or not self._stream.height:
+        stream = self._stream
+        try:  # a damaged file's stream may lack its codec's attributes
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            sized = stream.width and stream.height
+        except AttributeError:
+            rate = sized = None
+        if not rate or not sized:
             self._container.close()
             raise MediaError(f"{self.path} has a video stream without frame rate or frame size")
         self._fps = float(rate)
@@ -46,6 +53,12 @@ class VideoInput:
             tuple(map(int, size)) if size is not None else (self._stream.width, self._stream.height)
         )
         self._closed = False
+
+    @property
+    def is_still_image(self) -> bool:
+        """Whether the file is a picture (png, jpeg, ...) that FFmpeg reads as one frame."""
+        name = self._container.format.name
+        return name == "image2" or name.endswith("_pipe")
 
     @property
     def fps(self) -> float:
@@ -110,6 +123,27 @@ class VideoInput:
         with av.open(str(self.path)) as container:
             stream = container.streams.video[0]
             return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def check_video_file(path: str | Path, field: str = "init_video") -> Path:
+    """`path` when it is a video whose first frame decodes; else MediaError naming `field`, why,
+    and the formats allowed (a still image is refused)."""
+    from .audio import reason_of
+
+    path = check_input_file(path, field, "a video file", MediaError)
+    try:
+        with VideoInput(path) as video:
+            if video.is_still_image:
+                reason = "it is a still image, not a video"
+            elif next(video.frames(1), None) is None:
+                reason = "it holds no frames"
+            else:
+                return path
+    except MediaError as error:
+        reason = reason_of(error.__cause__ or error, path)
+    raise MediaError(
+        f"{field}: {path} cannot be read as video ({reason}); allowed: {VIDEO_FORMATS}"
+    )
 
 
 def _check_size(size: tuple[int, int], path: Path) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import limits
-from ..checks import check_choice, is_number
+from ..checks import check_choice, is_number, show
 from ..choices import QUALITIES
 from ..errors import InputError
 
@@ -28,7 +28,7 @@ QUALITY_PRESETS: dict[str, tuple[int, Callable[[int], int]]] = dict(
         strict=True,
     )
 )
-MAX_BRANCHES = 2000
+MAX_BRANCHES = limits.MAX_BRANCHES
 PLAN_ITEM = re.compile(r"^(\d+)@(?:(s)(\d+)|(\d*\.?\d+))$")
 
 
@@ -59,6 +59,11 @@ class BranchingPlan:
                 raise InputError(
                     "plan: injection steps and image counts must both strictly increase, "
                     "and the first count must exceed 2"
+                )
+            if level.total > MAX_BRANCHES:
+                raise InputError(
+                    f"plan: {level.total} images is not allowed; use at most {MAX_BRANCHES} "
+                    "(the two keyframes count)"
                 )
             previous = level
 
@@ -123,32 +128,53 @@ class BranchingPlan:
     @classmethod
     def parse(cls, text: str, steps: int) -> BranchingPlan:
         """Reads `COUNT@STRENGTH` or `COUNT@sSTEP` items, e.g. `4@0.3 8@0.5 20@0.9` or `5@s2`."""
+        if not isinstance(text, str):
+            raise InputError(
+                f"plan: {show(text)} is not allowed; use text such as '4@0.3 8@0.5 20@0.9'"
+            )
         starts = []
         totals = []
         for item in text.replace(",", " ").split():
             match = PLAN_ITEM.match(item)
             if not match:
                 raise InputError(
-                    f"plan: {item!r} is not allowed; use COUNT@STRENGTH (e.g. 8@0.5) "
+                    f"plan: {show(item)} is not allowed; use COUNT@STRENGTH (e.g. 8@0.5) "
                     "or COUNT@sSTEP (e.g. 8@s10)"
                 )
             count, step_marker, step, strength = match.groups()
+            if any(len(number.lstrip("0")) > 9 for number in (count, step or "")):
+                raise InputError(
+                    f"plan: {show(item)} is not allowed; image counts are at most "
+                    f"{MAX_BRANCHES} and injection steps less than the steps"
+                )
             totals.append(int(count))
             if step_marker:
                 starts.append(int(step))
             else:
-                check_fraction("plan injection strength", float(strength))
+                if float(strength) > 1:
+                    raise InputError(
+                        f"plan: injection strength {strength} in {show(item)} is not allowed; "
+                        "use a number from 0 to 1"
+                    )
                 starts.append(min(steps - 1, round(steps * float(strength))))
         if not totals:
             raise InputError("plan: empty; give at least one COUNT@STRENGTH item")
         return cls.manual(steps, totals, starts=starts)
 
 
-def quality_settings(quality: str, frames: int) -> tuple[int, int]:
-    """(steps, branches) of a quality preset for a movie of `frames` frames."""
-    check_choice("quality", quality, QUALITIES)
+def quality_settings(quality: str, frames: int, name: str = "quality") -> tuple[int, int]:
+    """(steps, branches) of a quality preset for a transition of `frames` frames; InputError
+    naming `name` when that is more than MAX_BRANCHES branches."""
+    check_choice(name, quality, QUALITIES)
     steps, branches = QUALITY_PRESETS[quality]
-    return steps, max(3, branches(frames))
+    count = max(3, branches(frames))
+    if count > MAX_BRANCHES:
+        raise InputError(
+            f"{name}: {quality!r} gives {count} branches for a transition of {frames} frames; "
+            f"allowed: at most {MAX_BRANCHES} branches: use a lower quality, shorter "
+            "transitions or a number of branches"
+        )
+    return steps, count
 
 
 def plan_for_budget(

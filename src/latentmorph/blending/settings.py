@@ -6,10 +6,10 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..checks import check_choice, check_flag, check_keys, is_positive, show
+from ..checks import check_choice, check_flag, check_keys, show
 from ..choices import COMPILE_MODES, DISTANCES, FILLERS, PLACEMENTS, QUALITIES, VAE_DTYPES
 from ..errors import InputError
-from ..limits import check_guidance, check_size
+from ..limits import FRACTION, TIME_BUDGET, check_guidance, check_size
 from ..models.adapter import DiffusionAdapter
 from .crossfeed import Crossfeed
 from .plan import (
@@ -24,14 +24,22 @@ DEFAULT_BRANCHES = 12
 
 
 def _crossfeed(name: str, value) -> Crossfeed | None:
+    """A crossfeed given as itself, a {power, range, decay} mapping or three numbers; errors
+    name the setting and the part (`keyframe_crossfeed.power`)."""
     if value is None or isinstance(value, Crossfeed):
         return value
+    parts = ("power", "range", "decay")
     if isinstance(value, dict):
-        check_keys(f"{name}.", value, ("power", "range", "decay"))
-        return Crossfeed(**value)
-    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3:
-        return Crossfeed(*value)
-    raise InputError(f"{name}: {show(value)} is not allowed; use three numbers: power range decay")
+        check_keys(f"{name}.", value, parts)
+    elif isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3:
+        value = dict(zip(parts, value))
+    else:
+        raise InputError(
+            f"{name}: {show(value)} is not allowed; use three numbers: power range decay"
+        )
+    for part, number in value.items():
+        FRACTION.check(number, f"{name}.{part}")
+    return Crossfeed(**value)
 
 
 @dataclass(frozen=True)
@@ -90,10 +98,8 @@ class BlendSettings:
             raise InputError(
                 f"{' and '.join(chosen)}: give only one of branches, time_budget, quality, plan"
             )
-        if self.time_budget is not None and not is_positive(self.time_budget):
-            raise InputError(
-                f"time_budget: {self.time_budget!r} is not allowed; use a number of seconds > 0"
-            )
+        if self.time_budget is not None:
+            TIME_BUDGET.check(self.time_budget, "time_budget")
         if self.quality is not None:
             check_choice("quality", self.quality, QUALITIES)
         if self.guidance_scale is not None:

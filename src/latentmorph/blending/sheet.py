@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import InputError
+from ..output_files import cannot_write, remove_stale_partials, temporary_sibling
 from .tree import TransitionTree
 
 TILE = 96
@@ -143,10 +143,13 @@ def write_sheet(
     """
     target = check_sheet_path(path)
     sheet = draw_sheet([t if isinstance(t, TreeOutline) else outline(t) for t in trees], steps)
-    partial = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.partial.png")
+    remove_stale_partials(target, target.suffix)
+    partial = temporary_sibling(target, target.suffix)
     try:
         sheet.image.save(partial, format="PNG")
         os.replace(partial, target)
+    except OSError as error:
+        raise cannot_write(target, error) from None
     finally:
         partial.unlink(missing_ok=True)
     return target

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import LatentmorphError
 from . import animate, movie, train_demo, transition, ui
-from .arguments import check_arguments
+from .arguments import check_arguments, flags_named
 from .environment import prepare_process
-from .options import EXIT_USAGE, UsageParser
+from .options import EXIT_USAGE, UsageParser, one_line
+from .signals import Stopped, stopping_on_signals
 
 COMMANDS = (transition, movie, animate, ui, train_demo)
 """The command modules, in the order the help lists them."""
@@ -34,19 +35,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of one command; a project file's fields are not the movie command's flags."""
+    if command == "movie":
+        return UsageParser(prog="latentmorph movie", add_help=False)
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return commands.choices[command]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (2 for bad input)."""
+    """Runs the command line; returns the exit status: 2 for bad input, 130 after Ctrl-C, and
+    128 + the signal's number after SIGTERM (143) or SIGHUP (129)."""
     prepare_process()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.argv = argv
     try:
-        check_arguments(args)
-        args.run(args)
+        with stopping_on_signals(), flags_named(command_parser(parser, args.command)):
+            check_arguments(args)
+            args.run(args)
     except LatentmorphError as error:
-        print(f"latentmorph: error: {error}", file=sys.stderr)
+        print(f"latentmorph: error: {one_line(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("latentmorph: interrupted; nothing was left under the output name", file=sys.stderr)
         return 130
+    except Stopped as stop:
+        print(
+            f"latentmorph: stopped by {stop.name}; nothing was left under the output name",
+            file=sys.stderr,
+        )
+        return stop.exit_status
     return 0

@@ -12,7 +12,7 @@ from ..choices import (
     BORDER_MODES,
     CURVES,
 )
-from ..limits import DURATION, FPS, SEED
+from ..limits import BRANCHES, DURATION, FPS, FRACTION, NOISE, SEED, STEPS
 from .options import (
     Commands,
     add_fillers_option,
@@ -148,26 +148,26 @@ def _add_consistency_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--coherence-scale",
-        type=float,
+        type=limited(FRACTION),
         default=0.0,
         help="0..1: pull each frame's latents toward a running reference of the "
         "earlier frames' (default: 0, off)",
     )
     p.add_argument(
         "--coherence-alpha",
-        type=float,
+        type=limited(FRACTION),
         default=0.5,
         help="0..1: weight of the new latents in the running reference (default: 0.5)",
     )
     p.add_argument(
         "--coherence-steps",
-        type=int,
+        type=limited(STEPS),
         default=1000,
         help="apply coherence during the first N steps of each frame (default: all)",
     )
     p.add_argument(
         "--coherence-noise",
-        type=float,
+        type=limited(NOISE),
         default=0.0,
         help="fresh noise added after each pull (default: 0)",
     )
@@ -208,12 +208,12 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
 def _add_blend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--branches",
-        type=int,
+        type=limited(BRANCHES),
         help="blend mode: images per transition, keyframes included (default: 12)",
     )
     p.add_argument(
         "--depth-strength",
-        type=float,
+        type=limited(FRACTION),
         default=0.5,
         help="blend mode: as for transition (default: 0.5)",
     )

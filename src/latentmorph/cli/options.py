@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from ..checks import DEVICES_ALLOWED, is_device, show
 from ..choices import COMPILE_MODES, DTYPES, FILLERS, VAE_DTYPES
-from ..limits import SIZE, STEPS, Limit
+from ..limits import BATCH, SIZE, STEPS, Limit
 
 EXIT_USAGE = 2
 
@@ -18,12 +18,22 @@ Commands = argparse._SubParsersAction
 """The collection of subcommands that each command adds its parser to."""
 
 
+LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+"""What str.splitlines() and terminals take for the end of a line."""
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: line breaks inside (a prompt's, a file name's) written as escapes
+    such as \\n, so that an error message is always exactly one line."""
+    return LINE_BREAKS.sub(lambda match: repr(match[0])[1:-1], text)
+
+
 class UsageParser(argparse.ArgumentParser):
     """An argument parser that reports errors on one line, as `latentmorph: error: ...`, and
     exits 2."""
 
     def error(self, message: str) -> None:
-        self.exit(EXIT_USAGE, f"latentmorph: error: {' '.join(message.splitlines())}\n")
+        self.exit(EXIT_USAGE, f"latentmorph: error: {one_line(message)}\n")
 
 
 def limited(limit: Limit) -> Callable[[str], float]:
@@ -38,7 +48,9 @@ def limited(limit: Limit) -> Callable[[str], float]:
             too_long = limit.whole and len(text.strip().lstrip("+-")) > 30
             value = float("inf") if too_long else int(text) if limit.whole else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{show(text)} is not {kind}") from None
+            raise argparse.ArgumentTypeError(
+                f"{show(text)} is not {kind}; use {limit.allowed()}"
+            ) from None
         if not limit.accepts(value):
             raise argparse.ArgumentTypeError(f"{show(text)} is not allowed; use {limit.allowed()}")
         return value
@@ -107,7 +119,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-batch",
-        type=int,
+        type=limited(BATCH),
         metavar="N",
         help="at most N images per UNet batch (default: a whole level of branches, halved "
         "automatically when the device runs out of memory)",

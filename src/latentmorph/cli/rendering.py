@@ -31,11 +31,13 @@ def render_movie(project: Project, output: str | Path, args: argparse.Namespace)
     """Renders a movie through a project's keyframes, and its contact sheet with --sheet."""
     from ..render import MovieRenderer
 
+    _check_outputs(project, output)
     if args.sheet is not None:
         from ..blending.sheet import check_sheet_path
 
         check_sheet_path(args.sheet)
-    model = _load_model(project, output, args)
+    project.check_quality("--quality" if args.command == "transition" else "quality")
+    model = _load_model(project, args)
     _write(MovieRenderer(project, model, progress=not args.quiet), output, sheet=args.sheet)
 
 
@@ -43,7 +45,9 @@ def render_animation(animation: Animation, output: str | Path, args: argparse.Na
     """Renders an animation, printing the audio onsets it places keyframes on."""
     from ..animation.render import AnimationRenderer
 
-    model = _load_model(animation, output, args)
+    _check_outputs(animation, output)
+    animation.check_media()
+    model = _load_model(animation, args)
     renderer = AnimationRenderer(animation, model, progress=not args.quiet)
     if renderer.onsets is not None:
         times = ", ".join(f"{t:.2f}" for t in renderer.onsets.times)
@@ -55,14 +59,19 @@ def render_animation(animation: Animation, output: str | Path, args: argparse.Na
     _write(renderer, output)
 
 
-def _load_model(
-    project: Project | Animation, output: str | Path, args: argparse.Namespace
-) -> DiffusionAdapter:
-    """Checks the output path, then loads the project's model."""
-    from ..models.loading import load_pipeline
+def _check_outputs(project: Project | Animation, output: str | Path) -> None:
+    """Checks the output path and the project file's beside it, before any work."""
     from ..movie.writers import check_output_path
+    from ..project import check_project_path
 
     check_output_path(output, project.fps, project.inputs())
+    check_project_path(output, project.inputs())
+
+
+def _load_model(project: Project | Animation, args: argparse.Namespace) -> DiffusionAdapter:
+    """Loads the project's model."""
+    from ..models.loading import load_pipeline
+
     _hide_loading_bars()
     return load_pipeline(
         project.model, project.device, project.dtype, args.allow_pickle, offload=args.offload

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..choices import DISTANCES, PLACEMENTS, QUALITIES
-from ..limits import DURATION, FPS, GUIDANCE, SEED
+from ..limits import BRANCHES, DURATION, FPS, FRACTION, GUIDANCE, SEED, TIME_BUDGET
 from .options import (
     Commands,
     add_fillers_option,
@@ -15,6 +15,7 @@ from .options import (
     run_settings,
 )
 from .rendering import add_sheet_option
+from .values import Fractions
 
 
 def add_parser(commands: Commands) -> None:
@@ -44,11 +45,13 @@ def add_parser(commands: Commands) -> None:
     add_generation_options(p)
     count = p.add_mutually_exclusive_group()
     count.add_argument(
-        "--branches", type=int, help="images computed, both keyframes included (default: 12)"
+        "--branches",
+        type=limited(BRANCHES),
+        help="images computed, both keyframes included, 2 to 2000 (default: 12)",
     )
     count.add_argument(
         "--time-budget",
-        type=float,
+        type=limited(TIME_BUDGET),
         metavar="SECONDS",
         help="choose the number of branches to fit this many seconds",
     )
@@ -65,7 +68,7 @@ def add_parser(commands: Commands) -> None:
     )
     p.add_argument(
         "--depth-strength",
-        type=float,
+        type=limited(FRACTION),
         default=0.5,
         help="0..1: how deep into the diffusion the first branches are injected; "
         "higher keeps more structure of the keyframes (default: 0.5)",
@@ -77,7 +80,7 @@ def add_parser(commands: Commands) -> None:
     )
     p.add_argument(
         "--guidance-damper",
-        type=float,
+        type=limited(FRACTION),
         default=0.7,
         help="0..1: guidance in the middle of the transition is "
         "1 + (g - 1)·damper; 1 keeps it constant (default: 0.7)",
@@ -87,14 +90,14 @@ def add_parser(commands: Commands) -> None:
     p.add_argument(
         "--keyframe-crossfeed",
         nargs=3,
-        type=float,
+        action=Fractions,
         metavar=("POWER", "RANGE", "DECAY"),
         help="pull keyframe 2 toward keyframe 1 (default: 0 0 0, off)",
     )
     p.add_argument(
         "--parental-crossfeed",
         nargs=3,
-        type=float,
+        action=Fractions,
         metavar=("POWER", "RANGE", "DECAY"),
         help="pull each branch toward its parents (default: the model's)",
     )

@@ -183,6 +183,12 @@ def _load_diffusers(source: str, device: torch.device, dtype: torch.dtype, allow
             raise ModelLoadError(f"model {source!r}: no such file")
         return _load_single_file(path, dtype)
     if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"model {source!r}: the folder holds no model_index.json, so it is not a "
+                "diffusers pipeline; give a folder saved by diffusers (save_pretrained), a "
+                ".safetensors file, a hub id (owner/name) or a preset"
+            )
         return _from_pretrained(str(path), device, dtype, allow_pickle)
     if not HUB_ID.match(source):
         raise ModelLoadError(

@@ -1,15 +1,16 @@
 """Streaming movie writers: frames go to the encoder one at a time, never all in memory.
 
-Every writer builds its output under a hidden temporary name next to the target and
-renames it to the target only when the ``with`` block ends without an exception, so an
-interrupted render never leaves a half-written movie under the requested name.
+Every writer builds its output under a hidden temporary name next to the target (see
+``latentmorph.output_files``) and renames it to the target only when the ``with`` block ends
+without an exception, so an interrupted render never leaves a half-written movie under the
+requested name. Failures to write (a full disk, a folder that refuses files) raise
+OutputError.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import secrets
 import shutil
 import warnings
 from collections.abc import Iterable, Iterator
@@ -25,9 +26,16 @@ from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTr
 from PIL import Image
 
 from latentmorph.checks import show
-from latentmorph.errors import InputError, OutputError
+from latentmorph.errors import InputError, MediaError, OutputError
 from latentmorph.inputs import check_not_input
 from latentmorph.limits import MAX_GIF_FPS
+from latentmorph.output_files import (
+    cannot_write,
+    check_folder_takes_files,
+    check_name_length,
+    remove_stale_partials,
+    temporary_sibling,
+)
 
 PNG_FOLDER = ""
 """Key of ``OUTPUT_FORMATS`` for a folder of PNG frames (a path without extension)."""
@@ -48,6 +56,7 @@ FRAME_NAME = "frame_{index:06d}.png"
 _EXTENSION_NAMES = {ext[1:] for ext in OUTPUT_FORMATS if ext} | {"png", "yaml", "yml", "mov", "mkv"}
 _AUDIO_RATE = 48000
 _AUDIO_LAYOUT = "stereo"
+_WRITE_ERRORS = (OSError, av.FFmpegError)
 
 
 def _allowed_outputs() -> str:
@@ -96,10 +105,8 @@ def check_output_path(
             f"allowed: {_allowed_outputs()}"
         )
     parent = target.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {path}: folder {parent} is not writable")
+    check_folder_takes_files(path, parent)
+    check_name_length(path, target)
     if not wants_folder and target.is_dir():
         raise OutputError(f"cannot write {path}: it is an existing folder, not a {extension} file")
     if wants_folder and target.exists() and not target.is_dir():
@@ -154,11 +161,6 @@ def _rgb_array(image: Image.Image | np.ndarray, size: tuple[int, int]) -> np.nda
     return array
 
 
-def _temporary_sibling(target: Path, suffix: str) -> Path:
-    """A hidden, unused name next to ``target`` that ends with ``suffix``."""
-    return target.with_name(f".{target.stem}.{secrets.token_hex(4)}.partial{suffix}")
-
-
 class FrameWriter:
     """Context manager that streams frames into one movie output; made by ``open_writer``.
 
@@ -191,17 +193,25 @@ class FrameWriter:
         try:
             if self.frames_written == 0:
                 raise OutputError(f"no frames were written to {self.path}")
-            self._finish()
-            self._commit()
+            try:
+                self._finish()
+                self._commit()
+            except _WRITE_ERRORS as error:
+                raise cannot_write(self.path, error) from None
         except BaseException:
             self._discard()
             raise
 
     def write(self, image: Image.Image | np.ndarray) -> None:
-        """Append one frame (PIL image or uint8 HxWx3 RGB array of the movie's size)."""
+        """Append one frame (PIL image or uint8 HxWx3 RGB array of the movie's size); raises
+        OutputError when the system refuses to write it."""
         if self._closed:
             raise RuntimeError(f"the writer for {self.path} is closed")
-        self._write_array(_rgb_array(image, self.size))
+        array = _rgb_array(image, self.size)
+        try:
+            self._write_array(array)
+        except _WRITE_ERRORS as error:
+            raise cannot_write(self.path, error) from None
         self.frames_written += 1
 
     def _write_array(self, array: np.ndarray) -> None:
@@ -221,7 +231,7 @@ class _PngFolderWriter(FrameWriter):
     """Writes every frame as a numbered PNG into a folder."""
 
     def __init__(self, target: Path, rate: Fraction, size: tuple[int, int]):
-        super().__init__(target, _temporary_sibling(target, ""), rate, size)
+        super().__init__(target, temporary_sibling(target, ""), rate, size)
         self._temporary.mkdir()
 
     def _write_array(self, array: np.ndarray) -> None:
@@ -232,7 +242,7 @@ class _PngFolderWriter(FrameWriter):
         if not self.path.exists():
             self._temporary.rename(self.path)
             return
-        previous = _temporary_sibling(self.path, ".old")
+        previous = temporary_sibling(self.path, ".old")
         self.path.rename(previous)
         try:
             self._temporary.rename(self.path)
@@ -292,6 +302,7 @@ class _Soundtrack:
         if not self._input.streams.audio:
             self._input.close()
             raise InputError(f"audio file {source} has no audio stream")
+        self._source = source
         self._stream = container.add_stream(codec, rate=_AUDIO_RATE, layout=_AUDIO_LAYOUT)
         context = self._stream.codec_context
         context.open()
@@ -303,8 +314,11 @@ class _Soundtrack:
         self._encoded = 0
 
     def _decode(self) -> Iterator[av.AudioFrame]:
-        for frame in self._input.decode(audio=0):
-            yield from self._resampler.resample(frame)
+        try:
+            for frame in self._input.decode(audio=0):
+                yield from self._resampler.resample(frame)
+        except av.FFmpegError as error:
+            raise MediaError(f"cannot decode audio file {self._source}: {error}") from None
         yield from self._resampler.resample(None)
 
     def _fill(self, samples: int) -> None:
@@ -360,7 +374,7 @@ class _EncodedWriter(FrameWriter):
         size: tuple[int, int],
         audio: Path | None,
     ):
-        super().__init__(target, _temporary_sibling(target, target.suffix), rate, size)
+        super().__init__(target, temporary_sibling(target, target.suffix), rate, size)
         self._encoding = encoding
         self._soundtrack: _Soundtrack | None = None
         self._container = av.open(
@@ -493,10 +507,16 @@ def open_writer(
     size = _check_size(size)
     extension = PNG_FOLDER if _wants_png_folder(path) else target.suffix.lower()
     source = _check_audio(audio, target, extension)
-    if extension == PNG_FOLDER:
-        return _PngFolderWriter(target, rate, size)
-    if extension == ".gif":
-        if rate > MAX_GIF_FPS:
-            raise ValueError(f"GIF output supports at most {MAX_GIF_FPS} fps, got {fps}")
-        return _GifWriter(target, _ENCODINGS[extension], rate, size, None)
-    return _EncodedWriter(target, _ENCODINGS[extension], rate, size, source)
+    if extension == ".gif" and rate > MAX_GIF_FPS:
+        raise ValueError(f"GIF output supports at most {MAX_GIF_FPS} fps, got {fps}")
+    suffix = "" if extension == PNG_FOLDER else target.suffix
+    remove_stale_partials(target, suffix)
+    try:
+        if extension == PNG_FOLDER:
+            remove_stale_partials(target, ".old")
+            return _PngFolderWriter(target, rate, size)
+        if extension == ".gif":
+            return _GifWriter(target, _ENCODINGS[extension], rate, size, None)
+        return _EncodedWriter(target, _ENCODINGS[extension], rate, size, source)
+    except _WRITE_ERRORS as error:
+        raise cannot_write(target, error) from None

@@ -18,8 +18,10 @@ from ..choices import (
     PLACEMENTS,
     QUALITIES,
 )
-from . import callbacks, forms, workspace
+from . import callbacks, forms
 from .models import DEFAULT_MODEL, PRESET_NAMES, ModelCache
+from .routes import MIDDLEWARE
+from .workspace import Workspaces
 
 RENDERS_AT_ONCE = 1
 IMAGE_JOBS_AT_ONCE = 2
@@ -36,12 +38,22 @@ def build_app(
     device: str | None = None,
     dtype: str | None = None,
     models: ModelCache | None = None,
+    workspaces: Workspaces | None = None,
 ) -> gr.Blocks:
-    """The UI, opening with `model` (default: demo) on `device` and `dtype`."""
+    """The UI, opening with `model` (default: demo) on `device` and `dtype`.
+
+    Each browser session gets a folder of `workspaces` when it first writes a file, removed when
+    the session ends. Every event is private: the page calls it, the API does not list or
+    serve it.
+    """
     models = models or ModelCache(device, dtype)
+    workspaces = Workspaces() if workspaces is None else workspaces
     start_model = model or DEFAULT_MODEL
+
+    def here(request: gr.Request) -> str:
+        return workspaces.folder(request.session_hash)
+
     with gr.Blocks(title="latentmorph", analytics_enabled=False, delete_cache=DELETE_CACHE) as app:
-        session = gr.State(workspace.new_workspace, delete_callback=workspace.remove_workspace)
         model_state = gr.State(start_model)
         shots = gr.State([])
         candidates = gr.State([])
@@ -61,7 +73,7 @@ def build_app(
         def form_values(data: dict) -> dict[str, Any]:
             return {name: data[component] for name, component in form.items()}
 
-        state_inputs = {session, model_state, shots, *form.values()}
+        state_inputs = {model_state, shots, *form.values()}
         views = [
             shots,
             kf["gallery"],
@@ -72,9 +84,10 @@ def build_app(
             kf["edit_seed"],
             kf["edit_seconds"],
         ]
-        light = {"concurrency_limit": None, "show_progress": "hidden"}
-        images = {"concurrency_id": "images", "concurrency_limit": IMAGE_JOBS_AT_ONCE}
-        renders = {"concurrency_id": "render", "concurrency_limit": RENDERS_AT_ONCE}
+        private = {"api_visibility": "private"}
+        light = {"concurrency_limit": None, "show_progress": "hidden", **private}
+        images = {"concurrency_id": "images", "concurrency_limit": IMAGE_JOBS_AT_ONCE, **private}
+        renders = {"concurrency_id": "render", "concurrency_limit": RENDERS_AT_ONCE, **private}
 
         def on_load_model(preset_name, custom_name, current, progress=TRACK_TQDM):
             return callbacks.load_model(models, preset_name, custom_name, current)
@@ -85,12 +98,13 @@ def build_app(
             [model_state, model_status],
             concurrency_id="model",
             concurrency_limit=1,
+            **private,
         )
 
-        def on_candidates(data: dict, progress=TRACK_TQDM):
+        def on_candidates(data: dict, request: gr.Request, progress=TRACK_TQDM):
             return callbacks.generate_candidates(
                 models,
-                data[session],
+                here(request),
                 data[model_state],
                 data[kf["prompt"]],
                 data[kf["base_seed"]],
@@ -137,10 +151,10 @@ def build_app(
         )
         kf["delete"].click(callbacks.delete_keyframe, [shots, selected], views, **light)
 
-        def on_edit(data: dict, progress=TRACK_TQDM):
+        def on_edit(data: dict, request: gr.Request, progress=TRACK_TQDM):
             return callbacks.edit_keyframe(
                 models,
-                data[session],
+                here(request),
                 data[model_state],
                 data[shots],
                 data[selected],
@@ -158,15 +172,15 @@ def build_app(
         )
         result = [kf["video"], kf["sheet"], kf["files"], kf["status"]]
 
-        def on_movie(data: dict, progress=TRACK_TQDM):
+        def on_movie(data: dict, request: gr.Request, progress=TRACK_TQDM):
             return callbacks.render_movie(
-                models, data[session], data[model_state], data[shots], form_values(data)
+                models, here(request), data[model_state], data[shots], form_values(data)
             )
 
-        def on_transition(data: dict, progress=TRACK_TQDM):
+        def on_transition(data: dict, request: gr.Request, progress=TRACK_TQDM):
             return callbacks.render_transition(
                 models,
-                data[session],
+                here(request),
                 data[model_state],
                 data[shots],
                 data[kf["first"]],
@@ -180,10 +194,10 @@ def build_app(
         )
         anim_result = [anim["video"], anim["files"], anim["status"]]
 
-        def on_animate(data: dict, progress=TRACK_TQDM):
+        def on_animate(data: dict, request: gr.Request, progress=TRACK_TQDM):
             return callbacks.render_animation(
                 models,
-                data[session],
+                here(request),
                 data[model_state],
                 form_values(data),
                 data[anim["audio"]],
@@ -194,17 +208,21 @@ def build_app(
             on_animate, state_inputs | {anim["audio"], anim["init_video"]}, anim_result, **renders
         )
         running = [movie_event, transition_event, anim_event]
-        for stop, status in ((kf["stop"], kf["status"]), (anim["stop"], anim["status"])):
-            stop.click(callbacks.stop_renders, [session], [status], cancels=running, **light)
 
-        def on_save_movie(data: dict):
+        def on_stop(request: gr.Request):
+            return callbacks.stop_renders(here(request))
+
+        for stop, status in ((kf["stop"], kf["status"]), (anim["stop"], anim["status"])):
+            stop.click(on_stop, None, [status], cancels=running, **light)
+
+        def on_save_movie(data: dict, request: gr.Request):
             return callbacks.save_movie(
-                data[session], data[model_state], data[shots], form_values(data)
+                here(request), data[model_state], data[shots], form_values(data)
             )
 
-        def on_save_animation(data: dict):
+        def on_save_animation(data: dict, request: gr.Request):
             return callbacks.save_animation(
-                data[session],
+                here(request),
                 data[model_state],
                 form_values(data),
                 data[anim["audio"]],
@@ -219,9 +237,9 @@ def build_app(
             **light,
         )
 
-        def on_load_session(data: dict, progress=TRACK_TQDM):
+        def on_load_session(data: dict, request: gr.Request, progress=TRACK_TQDM):
             loaded = callbacks.load_session(
-                models, data[session], data[model_state], data[sess["upload"]]
+                models, here(request), data[model_state], data[sess["upload"]]
             )
             updates: dict = {model_state: loaded.model, sess["status"]: loaded.status()}
             updates.update({form[name]: value for name, value in loaded.form.items()})
@@ -233,7 +251,7 @@ def build_app(
 
         sess["load"].click(
             on_load_session,
-            {session, model_state, sess["upload"]},
+            {model_state, sess["upload"]},
             [
                 model_state,
                 sess["status"],
@@ -244,6 +262,11 @@ def build_app(
             ],
             **images,
         )
+
+        def on_unload(request: gr.Request) -> None:
+            workspaces.remove(request.session_hash)
+
+        app.unload(on_unload)
     return app
 
 
@@ -490,24 +513,32 @@ def launch(
     """Serves the UI on `host`:`port` (this machine only by default), with `model` loaded first.
 
     A public share link is made only with `share`. With `block` False it returns once serving.
-    `offload` loads models with model CPU offload (see `load_pipeline`).
+    `offload` loads models with model CPU offload (see `load_pipeline`). The sessions' folders
+    are removed when serving ends (with `block` False: at exit).
     """
     models = ModelCache(device, dtype, offload=offload)
     if model:
         models.get(model)
-    app = build_app(model, device, dtype, models=models)
+    workspaces = Workspaces()
+    app = build_app(model, device, dtype, models=models, workspaces=workspaces)
     app.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
-    (serve or app.launch)(
-        server_name=host,
-        server_port=port,
-        share=share,
-        prevent_thread_lock=not block,
-        inbrowser=False,
-        show_error=False,
-        ssr_mode=False,
-        mcp_server=False,
-        pwa=False,
-        enable_monitoring=False,
-        max_file_size=MAX_UPLOAD,
-    )
+    try:
+        (serve or app.launch)(
+            server_name=host,
+            server_port=port,
+            share=share,
+            prevent_thread_lock=not block,
+            inbrowser=False,
+            show_error=False,
+            ssr_mode=False,
+            mcp_server=False,
+            pwa=False,
+            enable_monitoring=False,
+            max_file_size=MAX_UPLOAD,
+            app_kwargs={"middleware": MIDDLEWARE},
+        )
+    finally:
+        if block:  # stopped (Ctrl-C, SIGTERM) or failed: close and clean up now
+            app.close()
+            workspaces.remove_all()
     return app

@@ -6,6 +6,8 @@ User mistakes (LatentmorphError) come back as `gr.Error` with their one-line mes
 from __future__ import annotations
 
 import contextlib
+import re
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +28,23 @@ RenderResult = tuple[str, list[str], str]
 MovieResult = tuple[str, str, list[str], str]
 
 
+TEMPORARY_PATH = re.compile(re.escape(tempfile.gettempdir()) + r"/[^\s'\",;:()]*")
+"""A path in the server's temporary folder, as an error message writes it."""
+
+
+def public(message: str) -> str:
+    """`message` with the server's temporary paths (session folders, uploads) cut to their file
+    names: the page does not learn where the server keeps files."""
+    return TEMPORARY_PATH.sub(lambda match: Path(match[0]).name, message)
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turns a LatentmorphError into a gr.Error that the page shows as a message."""
     try:
         yield
     except LatentmorphError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise gr.Error(public(str(error)), print_exception=False) from None
 
 
 def load_model(models: ModelCache, preset: str, custom: str, current: str) -> tuple[str, str]:
@@ -42,10 +54,10 @@ def load_model(models: ModelCache, preset: str, custom: str, current: str) -> tu
     """
     name = model_name(preset, custom)
     try:
-        model = models.get(name)
+        model = models.get_for_page(name)
     except LatentmorphError as error:
-        gr.Warning(str(error))
-        return current, f"**Model not loaded:** {error}"
+        gr.Warning(public(str(error)))
+        return current, f"**Model not loaded:** {public(str(error))}"
     d = model.defaults
     return name, (
         f"**Model:** `{name}` ({d.width}×{d.height}, {d.steps} steps, "
@@ -265,6 +277,8 @@ def render_animation(
 ) -> RenderResult:
     """Renders the animation of the Animate tab."""
     anim = session_animation(session, model, form, audio, video)
+    with user_errors():
+        anim.check_media()
     return _render(
         models,
         session,
@@ -336,10 +350,10 @@ def load_session(models: ModelCache, session: str, model: str, upload: str | Non
 
 def _loaded_model(models: ModelCache, wanted: str, current: str) -> LoadedSession:
     try:
-        models.get(wanted)
+        models.get_for_page(wanted)
         return LoadedSession(kind="", model=wanted)
     except LatentmorphError as error:
-        note = f"its model could not be loaded ({error}); using `{current}` instead"
+        note = f"its model could not be loaded ({public(str(error))}); using `{current}` instead"
         gr.Warning(note)
         return LoadedSession(kind="", model=current, notes=[note])
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from ..errors import LatentmorphError, ModelLoadError
 from ..models.adapter import DiffusionAdapter
 from ..models.loading import load_pipeline
 from ..models.presets import PRESETS
 
 DEFAULT_MODEL = "demo"
 PRESET_NAMES = tuple(PRESETS)
+NOT_LOADABLE = (
+    "cannot be loaded: give a preset ({presets}), a hub id (owner/name) that this server can "
+    "download or has cached, or a diffusers folder or .safetensors file on this server "
+    "(pickle checkpoints are refused)"
+)
 
 
 def model_name(preset: str | None, custom: str | None) -> str:
@@ -59,6 +65,17 @@ class ModelCache:
                 while len(self._models) > self.keep:
                     self._models.popitem(last=False)
             return model
+
+    def get_for_page(self, name: str) -> DiffusionAdapter:
+        """The model `name` typed in the page. Any name but a preset's fails with one and the
+        same message, so that the answer never tells which files or folders the server has."""
+        try:
+            return self.get(name)
+        except LatentmorphError as error:
+            if name in PRESETS:
+                raise
+            message = NOT_LOADABLE.format(presets=", ".join(PRESET_NAMES))
+            raise ModelLoadError(f"model {name[:80]!r} {message}") from error
 
     def is_loaded(self, name: str) -> bool:
         """Whether `name` is loaded already."""

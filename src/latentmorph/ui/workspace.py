@@ -1,7 +1,16 @@
-"""Per-session folders for uploads and outputs, unique output names, and render stop requests."""
+"""Per-session folders for uploads and outputs, unique output names, and render stop requests.
+
+A session's folder is made when the session first writes a file, and removed when the session
+ends (its page is closed), when it has been idle for MAX_IDLE seconds, and when the server shuts
+down. Folders are named after the server's process, so that a server that was killed leaves
+nothing for long: the next one removes them.
+"""
 
 from __future__ import annotations
 
+import atexit
+import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -10,13 +19,17 @@ import time
 from pathlib import Path
 
 PREFIX = "latentmorph-ui-"
+MAX_IDLE = 24 * 3600
+"""Seconds after its last use that a session's folder is removed (a client that never closes
+its session, such as a script calling the API, leaves nothing for longer)."""
+_FOLDER = re.compile(rf"{re.escape(PREFIX)}(\d+)-[0-9a-z_]+")
 _stops: dict[str, int] = {}
 _stops_lock = threading.Lock()
 
 
 def new_workspace() -> str:
-    """A new private folder for one browser session."""
-    return tempfile.mkdtemp(prefix=PREFIX)
+    """A new private folder (mode 0700) named after this process."""
+    return tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
 
 
 def remove_workspace(workspace: str | None) -> None:
@@ -28,6 +41,62 @@ def remove_workspace(workspace: str | None) -> None:
         shutil.rmtree(path, ignore_errors=True)
     with _stops_lock:
         _stops.pop(str(workspace), None)
+
+
+def remove_stale_workspaces() -> None:
+    """Removes the session folders of servers whose process is gone."""
+    from ..output_files import process_running
+
+    for path in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        match = _FOLDER.fullmatch(path.name)
+        if match and path.is_dir() and not process_running(int(match[1])):
+            remove_workspace(str(path))
+
+
+class Workspaces:
+    """The folders of a server's sessions, by session id: made on first use, removed at the
+    session's end, after MAX_IDLE seconds unused, and at exit (`remove_all`)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        remove_stale_workspaces()
+        atexit.register(self.remove_all)
+
+    def folder(self, session: str | None) -> str:
+        """The folder of `session`, made now if it has none (calls without a session share
+        one)."""
+        now = time.monotonic()
+        key = session or ""
+        with self._lock:
+            idle = [s for s, (_, used) in self._folders.items() if now - used > MAX_IDLE]
+            expired = [self._folders.pop(s)[0] for s in idle if s != key]
+            path = self._folders[key][0] if key in self._folders else new_workspace()
+            self._folders[key] = (path, now)
+        for old in expired:
+            remove_workspace(old)
+        return path
+
+    def remove(self, session: str | None) -> None:
+        """Removes the folder of a session that ended."""
+        with self._lock:
+            entry = self._folders.pop(session, None) if session else None
+        if entry is not None:
+            remove_workspace(entry[0])
+
+    def remove_all(self) -> None:
+        """Removes every session's folder (at shutdown)."""
+        with self._lock:
+            paths = [path for path, _ in self._folders.values()]
+            self._folders.clear()
+        for path in paths:
+            remove_workspace(path)
+
+    @property
+    def sessions(self) -> int:
+        """How many sessions have a folder now."""
+        with self._lock:
+            return len(self._folders)
 
 
 def unique_path(workspace: str, stem: str, suffix: str) -> Path:
