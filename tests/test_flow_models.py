@@ -219,14 +219,21 @@ def test_batch_equals_seeds_run_alone(flow_model):
 @pytest.mark.parametrize("build", [tiny_sd3_pipeline, tiny_flux_pipeline])
 def test_compiled_calls_pad_the_batch_and_give_the_same_latents(build):
     model = adapter_for(build(), TINY_DEFAULTS)
-    noise, cond = model.noise([1, 2, 3], 64, 64, 4), model.encode(["a", "b", "c"])
-    guidance = torch.tensor([2.0, 3.0, 5.0])
+    noise, cond = model.noise([1, 2, 3, 4, 5], 64, 64, 4), model.encode(list("abcde"))
+    guidance = torch.tensor([2.0, 3.0, 5.0, 2.0, 3.0])
     eager = model.denoise(noise, cond, 4, 0, 4, guidance)[-1]
     model.configure(compile="on")
     call = model._transformer_call()
-    call.compiler = lambda fn: fn  # stands for torch.compile: the call is padded to 4 rows
+    sizes = []
+
+    def compiler(fn):  # stands for torch.compile, recording the rows it is called with
+        return lambda x, *args: sizes.append(x.shape[0]) or fn(x, *args)
+
+    call.compiler = compiler
     compiled = model.denoise(noise, cond, 4, 0, 4, guidance)[-1]
     assert "cpu" in call._compiled and not call._failed
+    # SD3: 10 rows with classifier-free guidance padded to 12; FLUX: 5 rows padded to 6
+    assert sizes == [12 if isinstance(model, SD3Adapter) else 6] * 4
     torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=1e-4)
 
 
