@@ -33,7 +33,8 @@ def refused(capsys, folder, *argv):
     lines = err.splitlines()
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("latentmorph: error: "), err
-    assert len(lines[0]) < 400, "the value should be shortened"
+    # the temporary folder's path depends on the machine: it does not count
+    assert len(lines[0].replace(str(folder), "")) < 400, "the value should be shortened"
     assert sorted(folder.rglob("*")) == before
     return lines[0]
 
