@@ -9,7 +9,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..limits import check_duration, check_fps, check_length
-from .fillers import Filler, filler
+from .fillers import filler
 
 
 def frame_count(duration: float, fps: float) -> int:
@@ -79,19 +79,18 @@ def _allocate(weights: np.ndarray, total: int) -> list[int]:
 
 
 def render_frames(
-    images: Sequence[Image.Image], plan: Sequence[tuple[int, float]], fillers: str = "crossfade"
+    images: Sequence[Image.Image], plan: Sequence[tuple[int, float]], fillers: str
 ) -> Iterator[Image.Image]:
     """The frames of a frame plan: images, and filler frames between neighbours made the
     `fillers` way (`movie.fillers`; a plan's weight is the filler's time)."""
-    made: dict[int, Filler] = {}
+    gap, make = -1, None
     for index, weight in plan:
         if weight == 0:
             yield images[index]
             continue
-        if index not in made:
-            made.clear()
-            made[index] = filler(images[index], images[index + 1], fillers)
-        yield made[index](weight)
+        if index != gap:  # one filler a pair of neighbours: it estimates the motion once
+            gap, make = index, filler(images[index], images[index + 1], fillers)
+        yield make(weight)
 
 
 def segment_frames(
@@ -99,7 +98,7 @@ def segment_frames(
     distances: Sequence[float],
     slots: int,
     last: bool,
-    fillers: str = "crossfade",
+    fillers: str,
 ) -> Iterator[Image.Image]:
     """The frames of a segment from its first image to its last over `slots` frame positions,
     filler frames made the `fillers` way; the last position is left to the next segment unless
