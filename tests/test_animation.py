@@ -72,6 +72,15 @@ def test_keyframe_frames_show_the_keyframe_prompts_and_runs_are_deterministic(ti
     assert all((a != b).any() for a, b in zip(first, first[1:]))
 
 
+def test_a_walk_with_motion_gives_the_same_frames_every_run(tiny_sd):
+    def frames():
+        animation = _animation(seed=3, zoom="0:(1.05)", angle="0:(3)")
+        return _frames(AnimationRenderer(animation, tiny_sd, progress=False))
+
+    first, second, third = frames(), frames(), frames()
+    assert all((a == b).all() and (a == c).all() for a, b, c in zip(first, second, third))
+
+
 def test_walk_interpolates_between_keyframes(tiny_sd):
     frames = _frames(AnimationRenderer(_animation(mode="walk"), tiny_sd, progress=False))
     distance = [np.abs(frames[k] - frames[0]).mean() for k in range(7)]
