@@ -357,3 +357,10 @@ def test_project_file_reproduces_the_keyframes(tiny_sd3, tmp_path):
     assert project.model == "tiny-sd3" and project.settings.steps == 8
     again = MovieRenderer(project, tiny_sd3, progress=False).keyframes()
     assert (_arrays([again[0].image])[0] == _arrays(tr.render()[:1])[0]).all()
+
+
+def test_prompts_longer_than_t5_reads_are_found(tiny_sd3, tiny_flux):
+    long = "a red circle " * 100
+    assert tiny_sd3.cut_prompts(["a red circle", long])[0][:2] == (1, tiny_sd3.text_length)
+    assert tiny_flux.cut_prompts([long, "a red circle"])[0][:2] == (0, 512)
+    assert tiny_flux.cut_prompts(["a red circle " * 20]) == []  # longer than CLIP reads only

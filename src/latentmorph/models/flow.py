@@ -50,6 +50,26 @@ class FlowAdapter(DiffusionAdapter):
             scheduler.config, stochastic_sampling=False
         )
 
+    t5_tokenizer_name = "tokenizer_2"
+    """The pipeline's attribute holding the T5 tokenizer."""
+
+    @property
+    def family_text_length(self) -> int:
+        """T5 tokens per prompt as the family's pipeline reads them."""
+        raise NotImplementedError
+
+    @property
+    def text_length(self) -> int:
+        """T5 tokens per prompt: the family's length, or the tokenizer's limit if that is less."""
+        tokenizer = getattr(self.pipe, self.t5_tokenizer_name, None)
+        limit = getattr(tokenizer, "model_max_length", None) or self.family_text_length
+        return min(self.family_text_length, int(limit))
+
+    @property
+    def text_reader(self) -> tuple[object, int]:
+        tokenizer = getattr(self.pipe, self.t5_tokenizer_name, None)
+        return super().text_reader if tokenizer is None else (tokenizer, self.text_length)
+
     @property
     def denoiser(self) -> torch.nn.Module:
         """The network that predicts the flow (the transformer)."""
@@ -142,9 +162,3 @@ class FlowAdapter(DiffusionAdapter):
         classifier-free when above 1, batched with the rest; FLUX: the guidance embedding,
         where the model has one)."""
         return self._velocity(cond, guidance)
-
-
-def text_length(tokenizer, family_length: int) -> int:
-    """T5 tokens per prompt: the family's length, or the tokenizer's limit if that is less."""
-    limit = getattr(tokenizer, "model_max_length", None) or family_length
-    return min(family_length, int(limit))

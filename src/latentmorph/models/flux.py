@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .adapter import Conditioning, FamilyDefaults
-from .flow import FlowAdapter, Velocity, text_length
+from .flow import FlowAdapter, Velocity
 
 GUIDED_TEXT_LENGTH = 512
 """T5 tokens per prompt for models with a guidance embedding (FLUX.1-dev), as its pipeline uses."""
@@ -47,16 +47,8 @@ class FluxAdapter(FlowAdapter):
         return bool(self.pipe.transformer.config.guidance_embeds)
 
     @property
-    def text_length(self) -> int:
-        """T5 tokens per prompt."""
-        family = GUIDED_TEXT_LENGTH if self.guided else UNGUIDED_TEXT_LENGTH
-        return text_length(getattr(self.pipe, "tokenizer_2", None), family)
-
-    @property
-    def text_reader(self) -> tuple[object, int]:
-        if getattr(self.pipe, "tokenizer_2", None) is None:
-            return super().text_reader
-        return self.pipe.tokenizer_2, self.text_length
+    def family_text_length(self) -> int:
+        return GUIDED_TEXT_LENGTH if self.guided else UNGUIDED_TEXT_LENGTH
 
     @torch.no_grad()
     def encode(

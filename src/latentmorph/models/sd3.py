@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from .adapter import Conditioning, guided
-from .flow import FlowAdapter, Velocity, text_length
+from .flow import FlowAdapter, Velocity
 
 SD3_TEXT_LENGTH = 256
 """T5 tokens per prompt, as `StableDiffusion3Pipeline` uses by default."""
@@ -19,22 +19,13 @@ class SD3Adapter(FlowAdapter):
 
     family = "sd3"
     max_shift_default = 1.16
+    t5_tokenizer_name = "tokenizer_3"
+    family_text_length = SD3_TEXT_LENGTH
 
     @property
     def size_multiple(self) -> int:
         """Width and height must be multiples of this many pixels (VAE factor times patch)."""
         return int(self.pipe.vae_scale_factor) * int(self.pipe.transformer.config.patch_size)
-
-    @property
-    def text_length(self) -> int:
-        """T5 tokens per prompt."""
-        return text_length(getattr(self.pipe, "tokenizer_3", None), SD3_TEXT_LENGTH)
-
-    @property
-    def text_reader(self) -> tuple[object, int]:
-        if getattr(self.pipe, "tokenizer_3", None) is None:
-            return super().text_reader
-        return self.pipe.tokenizer_3, self.text_length
 
     @torch.no_grad()
     def encode(
