@@ -131,19 +131,12 @@ def flux_dev_pipeline():
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
     from latentmorph.models.tiny import char_tokenizer, text_config
-    from latentmorph.models.tiny_flow import char_t5_tokenizer
+    from latentmorph.models.tiny_flow import FLUX_SCHEDULER, char_t5_tokenizer
 
     tok, t5_tok = char_tokenizer(), char_t5_tokenizer()
     return FluxPipeline(
         transformer=FluxTransformer2DModel(guidance_embeds=True),  # defaults: FLUX.1's sizes
-        scheduler=FlowMatchEulerDiscreteScheduler(
-            shift=3.0,
-            use_dynamic_shifting=True,
-            base_shift=0.5,
-            max_shift=1.15,
-            base_image_seq_len=256,
-            max_image_seq_len=4096,
-        ),
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),
         vae=_flow_vae(0.3611, 0.1159),
         text_encoder=CLIPTextModel(text_config(tok, **CLIP_L)),
         tokenizer=tok,

@@ -28,6 +28,16 @@ from .tiny import TEXT_DIM, char_tokenizer, text_config
 
 T5_DIM = 2 * TEXT_DIM  # SD3 pads the two CLIP encoders' joined states to T5's width
 
+FLUX_SCHEDULER = dict(
+    shift=3.0,
+    use_dynamic_shifting=True,
+    base_shift=0.5,
+    max_shift=1.15,
+    base_image_seq_len=256,
+    max_image_seq_len=4096,
+)
+"""FLUX.1's scheduler configuration (its resolution-dependent shift)."""
+
 
 def char_t5_tokenizer() -> T5Tokenizer:
     """A T5 tokenizer whose pieces are single printable ASCII characters."""
@@ -126,14 +136,7 @@ def tiny_flux_pipeline(seed: int = 0, guidance_embeds: bool = True) -> FluxPipel
             guidance_embeds=guidance_embeds,
             axes_dims_rope=(4, 4, 8),
         ),
-        scheduler=FlowMatchEulerDiscreteScheduler(
-            shift=3.0,
-            use_dynamic_shifting=True,
-            base_shift=0.5,
-            max_shift=1.15,
-            base_image_seq_len=256,
-            max_image_seq_len=4096,
-        ),
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),
         vae=_vae(0.3611, 0.1159),
         text_encoder=CLIPTextModel(text_config(tokenizer)),
         tokenizer=tokenizer,
