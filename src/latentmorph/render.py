@@ -17,6 +17,7 @@ from .blending.sheet import TreeOutline, check_sheet_path, outline, write_sheet
 from .blending.tree import Branch, TransitionTree
 from .models.adapter import Conditioning, DiffusionAdapter
 from .models.loading import load_pipeline
+from .movie.parts import PartsFolder, segment_key
 from .movie.timing import keyframe_positions, segment_frames
 from .movie.writers import check_output_path, open_writer
 from .project import Project, ProjectFileBeside, check_project_path
@@ -34,13 +35,15 @@ class Summary:
     image_steps: int
     seconds: float
     sheet: Path | None = None
+    resumed: int = 0
 
     def line(self) -> str:
         sheet = f", sheet: {self.sheet}" if self.sheet is not None else ""
+        resumed = f", segments from parts: {self.resumed}" if self.resumed else ""
         return (
             f"{self.images} images computed, {self.unet_calls} UNet steps "
             f"({self.image_steps} image-steps), {self.frames} frames in {self.seconds:.1f} s "
-            f"-> {self.output} (project: {self.project_file}{sheet})"
+            f"-> {self.output} (project: {self.project_file}{sheet}{resumed})"
         )
 
 
@@ -65,39 +68,77 @@ class MovieRenderer:
         self.progress = progress
         self._beginning: Beginning | None = None
         self._conds: list[Conditioning] = []
+        self.resumed = 0
 
     def retime(self, duration: float, fps: float) -> None:
         """Changes the length of a one-segment movie; computed trees stay valid."""
         self.project = dataclasses.replace(self.project, duration=duration, fps=fps)
         self.positions = keyframe_positions(self.project.durations, fps)
 
-    def keyframes(self) -> list[Branch]:
-        """The keyframe branches (computed on first use)."""
+    def keyframes(self, segments: list[int] | None = None) -> list[Branch]:
+        """The keyframe branches (computed on first use, with the first level of `segments`, the
+        segments to grow; default: all)."""
         if self._beginning is None:
             kfs = self.project.keyframes
-            self._set_total(None if self.settings.time_budget else self.settings.branching_plan())
+            count = len(kfs) - 1 if segments is None else len(segments)
+            plan = None if self.settings.time_budget else self.settings.branching_plan()
+            self._set_total(plan, count)
             self._conds = self.engine.encode([kf.prompt for kf in kfs])
-            self._beginning = self.engine.begin(self._conds, [kf.seed for kf in kfs])
-            self._set_total(self.plan)
+            self._beginning = self.engine.begin(self._conds, [kf.seed for kf in kfs], segments)
+            self._set_total(self.plan, count)
         return self._beginning.keyframes
 
     @property
     def plan(self) -> BranchingPlan | None:
-        """The branching plan (known once the keyframes are computed)."""
-        return self._beginning.plan if self._beginning is not None else None
+        """The branching plan (known once the keyframes are computed or a part is found)."""
+        if self._beginning is not None:
+            return self._beginning.plan
+        return self.settings.branching_plan() if self.resumed else None
 
-    def _set_total(self, plan: BranchingPlan | None) -> None:
-        """Sets the diffusion bar's total: the keyframes' steps, and the plan's if known."""
-        segments = len(self.project.keyframes) - 1
+    def _set_total(self, plan: BranchingPlan | None, segments: int) -> None:
+        """Sets the diffusion bar's total: the keyframes' steps, and the plan's for `segments`
+        if known."""
         extra = plan.branch_steps(0) * segments if plan is not None else 0
-        self._bar.total = (segments + 1) * self.settings.steps + extra
+        self._bar.total = len(self.project.keyframes) * self.settings.steps + extra
         self._bar.refresh()
 
-    def trees(self) -> Iterator[TransitionTree]:
+    def trees(self, parts: PartsFolder | None = None) -> Iterator[TransitionTree]:
         """The transition tree of each segment in order, computed as it is asked for (a few
-        neighbouring segments at a time, their levels batched together)."""
-        self.keyframes()
-        yield from self.engine.transitions(self._beginning, self._conds)
+        neighbouring segments at a time, their levels batched together). With `parts`, the
+        segments found there are read, not computed, and each computed one is saved there;
+        when every segment is found, no diffusion runs. With a time budget the plan is fitted
+        to times measured on the keyframes, so `parts` is not used."""
+        segments = len(self.project.keyframes) - 1
+        if parts is None or self.settings.time_budget is not None:
+            self.keyframes()
+            yield from self.engine.transitions(self._beginning, self._conds)
+            return
+        keys = [self.segment_key(i) for i in range(segments)]
+        found = {i: tree for i, key in enumerate(keys) if (tree := parts.load(key)) is not None}
+        self.resumed = len(found)
+        missing = [i for i in range(segments) if i not in found]
+        grown = iter(())
+        if missing:
+            self.keyframes(missing)
+            grown = self.engine.transitions(self._beginning, self._conds, missing)
+        for i in range(segments):
+            if i in found:
+                yield found[i]
+                continue
+            tree = next(grown)
+            parts.save(keys[i], tree)
+            yield tree
+
+    def segment_key(self, segment: int) -> str:
+        """The hash of what shapes a segment's images (see `movie.parts.segment_key`)."""
+        kfs = self.project.keyframes
+        first = 0 if self.settings.keyframe_crossfeed.active else segment
+        return segment_key(
+            self.model.name,
+            str(self.model.dtype),
+            [(kf.prompt, kf.seed) for kf in kfs[first : segment + 2]],
+            self.settings.as_dict(),
+        )
 
     def recorded_project(self) -> Project:
         """The project as rendered: seeds drawn, defaults resolved, the plan written out."""
@@ -113,10 +154,14 @@ class MovieRenderer:
         output: str | Path,
         trees: Iterable[TransitionTree] | None = None,
         sheet: str | Path | None = None,
+        parts: PartsFolder | None = None,
+        keep_parts: bool = False,
     ) -> Summary:
         """Writes the movie and its project file beside it; `trees` may be given pre-computed.
 
-        With `sheet` (a .png path), also writes the contact sheet of every segment's tree.
+        With `sheet` (a .png path), also writes the contact sheet of every segment's tree. With
+        `parts`, finished segments are kept there and read back instead of computed again (see
+        `trees`); the folder is removed after the movie is written unless `keep_parts`.
         """
         output = check_output_path(output, self.project.fps, self.project.inputs())
         sheet = check_sheet_path(sheet) if sheet is not None else None
@@ -130,7 +175,7 @@ class MovieRenderer:
             bar = stack.enter_context(
                 tqdm(total=frames, desc="encoding", unit="frame", disable=not self.progress)
             )
-            for i, tree in enumerate(trees if trees is not None else self.trees()):
+            for i, tree in enumerate(trees if trees is not None else self.trees(parts)):
                 slots = self.positions[i + 1] - self.positions[i] + 1
                 last = i == segments - 1
                 fillers = self.settings.fillers
@@ -143,6 +188,8 @@ class MovieRenderer:
         self._bar.close()
         if sheet is not None:
             write_sheet(outlines, self.settings.steps, sheet)
+        if parts is not None and not keep_parts:
+            parts.remove()
         stats = self.engine.stats
         return Summary(
             output=output,
@@ -153,6 +200,7 @@ class MovieRenderer:
             image_steps=stats.image_steps,
             seconds=time.perf_counter() - self.started,
             sheet=sheet,
+            resumed=self.resumed,
         )
 
 

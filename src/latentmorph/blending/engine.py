@@ -43,12 +43,13 @@ class _Job:
 
 @dataclass
 class Beginning:
-    """Keyframes and plan of a movie; `first_level`, when given, holds each segment's first-level
-    branches (computed with the keyframes, parents not yet set)."""
+    """Keyframes and plan of a movie; `first_level`, when given, holds the first-level branches
+    of the segments to grow by segment index (computed with the keyframes, parents not yet
+    set)."""
 
     keyframes: list[Branch]
     plan: BranchingPlan
-    first_level: list[list[Branch]] | None = None
+    first_level: dict[int, list[Branch]] | None = None
 
 
 @dataclass
@@ -134,38 +135,49 @@ class BlendingEngine:
             for i, (trajectory, image) in enumerate(zip(trajectories, images, strict=True))
         ]
 
-    def begin(self, conds: Sequence[Conditioning], seeds: Sequence[int]) -> Beginning:
-        """The keyframes and the branching plan, ready for `transitions`.
+    def begin(
+        self,
+        conds: Sequence[Conditioning],
+        seeds: Sequence[int],
+        segments: Sequence[int] | None = None,
+    ) -> Beginning:
+        """The keyframes and the branching plan, ready for `transitions` of `segments` (segment
+        indices; default: all).
 
         The first round of the first level needs no distances (each segment is one gap), so when
         the plan is known beforehand (no time budget) it runs in the keyframes' batch from its
         injection step on, as far as the batch limit allows.
         """
         s = self.settings
-        segments = len(seeds) - 1
-        if s.time_budget is None and s.batched and segments > 0:
+        count = len(seeds) - 1
+        segments = range(count) if segments is None else segments
+        if s.time_budget is None and s.batched and segments:
             plan = s.branching_plan()
             if plan.levels:
-                beginning = self._begin_with_first_level(conds, seeds, plan)
+                beginning = self._begin_with_first_level(conds, seeds, plan, segments)
                 if beginning is not None:
                     return beginning
-        return Beginning(self.keyframes(conds, seeds), self._plan(max(segments, 1)))
+        return Beginning(self.keyframes(conds, seeds), self._plan(max(count, 1)))
 
     def _begin_with_first_level(
-        self, conds: Sequence[Conditioning], seeds: Sequence[int], plan: BranchingPlan
+        self,
+        conds: Sequence[Conditioning],
+        seeds: Sequence[int],
+        plan: BranchingPlan,
+        segments: Sequence[int],
     ) -> Beginning | None:
         """The beginning with the first round of the first level grown in the keyframes' batch;
         None when that batch is over the limit or the device runs out of memory (the limit is
         then halved)."""
         ((_, fractions),) = self.placement([0.0, 1.0], [1.0], plan.levels[0].total - 2)
-        rows = len(seeds) + (len(seeds) - 1) * len(fractions)
+        rows = len(seeds) + len(segments) * len(fractions)
         if rows > self.batch_limit:
             return None
         counted = dataclasses.replace(self.stats)
         self._reported = 0
         try:
             keyframes, first_level = self._keyframes_with_first_level(
-                conds, seeds, plan.levels[0].start, fractions
+                conds, seeds, plan.levels[0].start, fractions, segments
             )
             return Beginning(keyframes, plan, first_level)
         except RuntimeError as error:
@@ -181,13 +193,14 @@ class BlendingEngine:
         seeds: Sequence[int],
         start: int,
         segment_fractions: list[float],
-    ) -> tuple[list[Branch], list[list[Branch]]]:
-        """The keyframes, and first-level branches at `segment_fractions` of each segment
+        segments: Sequence[int],
+    ) -> tuple[list[Branch], dict[int, list[Branch]]]:
+        """The keyframes, and first-level branches at `segment_fractions` of each of `segments`
         (without parents), computed in one batch from injection step `start` on."""
         s = self.settings
         count, keys = len(segment_fractions), len(seeds)
-        fractions = segment_fractions * (keys - 1)
-        left = torch.arange(keys - 1, device=self.model.device).repeat_interleave(count)
+        fractions = segment_fractions * len(segments)
+        left = torch.tensor(list(segments), device=self.model.device).repeat_interleave(count)
         mix = torch.tensor(fractions, device=self.model.device)
         children = [conds[i].lerp(conds[i + 1], f) for i, f in zip(left.tolist(), fractions)]
         crossfeed = s.keyframe_crossfeed
@@ -237,7 +250,9 @@ class BlendingEngine:
             Branch(f, 1, start, [x[j : j + 1] for x in tail], images[j], pixels=pixels[j])
             for j, f in enumerate(fractions, start=keys)
         ]
-        return keyframes, [grown[i * count : (i + 1) * count] for i in range(keys - 1)]
+        return keyframes, {
+            segment: grown[i * count : (i + 1) * count] for i, segment in enumerate(segments)
+        }
 
     def _plan(self, segments: int) -> BranchingPlan:
         """The branching plan: from the settings, or fitted to the time budget from the step and
@@ -266,20 +281,25 @@ class BlendingEngine:
         return self._grow_trees([(first, last, cond_first, cond_last)], plan)[0]
 
     def transitions(
-        self, beginning: Beginning, conds: Sequence[Conditioning]
+        self,
+        beginning: Beginning,
+        conds: Sequence[Conditioning],
+        segments: Sequence[int] | None = None,
     ) -> Iterator[TransitionTree]:
-        """The trees between consecutive keyframes, in order. Neighbouring segments grow
-        together, each level of them in one batch, as many at a time as keep about
-        `WINDOW_IMAGES` images (and their trajectories) in memory."""
+        """The trees of `segments` (indices of the gaps between consecutive keyframes; default:
+        all), in order. Neighbouring ones grow together, each level of them in one batch, as
+        many at a time as keep about `WINDOW_IMAGES` images (and their trajectories) in memory;
+        a tree's images do not depend on which others share its batches (up to float noise)."""
         keyframes, plan, first_level = beginning.keyframes, beginning.plan, beginning.first_level
+        segments = list(range(len(keyframes) - 1) if segments is None else segments)
         window = max(1, WINDOW_IMAGES // plan.branches)
-        for start in range(0, len(keyframes) - 1, window):
-            window_segments = range(start, min(start + window, len(keyframes) - 1))
-            segments = [
+        for start in range(0, len(segments), window):
+            window_segments = segments[start : start + window]
+            grown_segments = [
                 (keyframes[i], keyframes[i + 1], conds[i], conds[i + 1]) for i in window_segments
             ]
             grown = [first_level[i] for i in window_segments] if first_level else None
-            yield from self._grow_trees(segments, plan, grown)
+            yield from self._grow_trees(grown_segments, plan, grown)
 
     def _grow_trees(
         self,

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with stopping_on_signals(), flags_named(command_parser(parser, args.command)):
             check_arguments(args)
-            args.run(args)
+            status = args.run(args) or 0
     except LatentmorphError as error:
         print(f"latentmorph: error: {one_line(str(error))}", file=sys.stderr)
         return EXIT_USAGE
@@ -67,4 +67,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return stop.exit_status
-    return 0
+    return status

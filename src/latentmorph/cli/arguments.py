@@ -124,11 +124,11 @@ def _check_inputs(args: argparse.Namespace) -> None:
     if args.command == "animate":
         inputs = [("prompt schedule file", args.prompts), ("--audio file", args.audio)]
         inputs.append(("--init-video file", args.init_video))
-    elif args.command == "movie":
-        inputs = [("project file", args.project)]
+    elif args.command == "movie" and len(args.project) == 1:
+        inputs = [("project file", args.project[0])]
     else:
-        return
-    output = args.output or args.project.with_suffix(".mp4")
+        return  # each project file of a batch is checked when its turn comes
+    output = args.output or inputs[0][1].with_suffix(".mp4")
     check_not_input(output, inputs, "-o/--output" if args.output else "output")
 
 

@@ -27,8 +27,13 @@ def add_sheet_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sheet", metavar="PATH", help=SHEET_HELP)
 
 
-def render_movie(project: Project, output: str | Path, args: argparse.Namespace) -> None:
-    """Renders a movie through a project's keyframes, and its contact sheet with --sheet."""
+def render_movie(
+    project: Project, output: str | Path, args: argparse.Namespace, parts: bool = False
+) -> None:
+    """Renders a movie through a project's keyframes, and its contact sheet with --sheet; with
+    `parts`, keeping finished segments in OUTPUT.parts/ (and honouring --fresh, --keep-parts)."""
+    from ..movie.parts import PartsFolder, parts_folder
+    from ..movie.writers import check_output_path
     from ..render import MovieRenderer
 
     _check_outputs(project, output)
@@ -38,7 +43,12 @@ def render_movie(project: Project, output: str | Path, args: argparse.Namespace)
         check_sheet_path(args.sheet)
     project.check_quality("--quality" if args.command == "transition" else "quality")
     model = _load_model(project, args)
-    _write(MovieRenderer(project, model, progress=not args.quiet), output, sheet=args.sheet)
+    renderer = MovieRenderer(project, model, progress=not args.quiet)
+    if not parts:
+        _write(renderer, output, sheet=args.sheet)
+        return
+    folder = PartsFolder(parts_folder(check_output_path(output)), fresh=args.fresh)
+    _write(renderer, output, sheet=args.sheet, parts=folder, keep_parts=args.keep_parts)
 
 
 def render_animation(animation: Animation, output: str | Path, args: argparse.Namespace) -> None:
@@ -78,9 +88,7 @@ def _load_model(project: Project | Animation, args: argparse.Namespace) -> Diffu
     )
 
 
-def _write(
-    renderer: MovieRenderer | AnimationRenderer, output: str | Path, **options: str | None
-) -> None:
+def _write(renderer: MovieRenderer | AnimationRenderer, output: str | Path, **options) -> None:
     for notice in renderer.notices:
         print(f"latentmorph: note: {notice}", file=sys.stderr)
     summary = renderer.write(output, **options)
