@@ -40,8 +40,6 @@ MAX_MOTION_ANGLE = 360
 """Degrees of one frame's 2D rotation, either way."""
 MAX_NOISE = 10
 """Scale of the fresh noise that coherence adds (latents have unit variance)."""
-MAX_HIRES = 4
-"""Scale of the hi-res stage (a 1024² model's frames become 4096²)."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +87,6 @@ BRANCHES = Limit(2, MAX_BRANCHES, whole=True, unit="images, both keyframes inclu
 TIME_BUDGET = Limit(0, MAX_DURATION, above=True, unit="seconds; 24 hours at most")
 BATCH = Limit(1, MAX_BRANCHES, whole=True, unit="images")
 NOISE = Limit(0, MAX_NOISE)
-HIRES = Limit(1, MAX_HIRES, above=True, unit="times the model's size")
-HIRES_STRENGTH = Limit(0, 1, above=True)
 
 
 def check_fps(value: Any, name: str = "fps") -> float:

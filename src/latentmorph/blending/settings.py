@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from ..checks import check_choice, check_flag, check_keys, show
 from ..choices import COMPILE_MODES, DISTANCES, FILLERS, PLACEMENTS, QUALITIES, VAE_DTYPES
 from ..errors import InputError
-from ..limits import FRACTION, HIRES, HIRES_STRENGTH, TIME_BUDGET, check_guidance, check_size
+from ..limits import FRACTION, TIME_BUDGET, check_guidance, check_size
 from ..models.adapter import DiffusionAdapter
 from .crossfeed import Crossfeed
 from .plan import (
@@ -54,9 +54,7 @@ class BlendSettings:
     off) runs the UNet from CUDA graphs or compiled (see `models.compiled`) and `vae_dtype`
     (auto, float32, bfloat16, float16) is the dtype of decoding; neither changes the images
     beyond half-precision rounding. `fillers` (flow, crossfade) is how a movie's filler frames
-    between computed images are made (see `movie.fillers`). `hires` (above 1, at most 4), when
-    set, upscales every computed image that many times by img2img with `hires_strength` of the
-    schedule left (see `blending.hires`).
+    between computed images are made (see `movie.fillers`).
     """
 
     steps: int | None = None
@@ -80,8 +78,6 @@ class BlendSettings:
     compile: str = "auto"
     vae_dtype: str = "auto"
     fillers: str = "flow"
-    hires: float | None = None
-    hires_strength: float | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -126,10 +122,6 @@ class BlendSettings:
         check_choice("compile", self.compile, COMPILE_MODES)
         check_choice("vae_dtype", self.vae_dtype, VAE_DTYPES)
         check_choice("fillers", self.fillers, FILLERS)
-        if self.hires is not None:
-            HIRES.check(self.hires, "hires")
-        if self.hires_strength is not None:
-            HIRES_STRENGTH.check(self.hires_strength, "hires_strength")
         if self.plan is not None:
             BranchingPlan.parse(self.plan, self.steps or 1000)
 
@@ -172,7 +164,6 @@ class BlendSettings:
             width=rounded[0],
             height=rounded[1],
             parental_crossfeed=self.parental_crossfeed or Crossfeed(*d.parental_crossfeed),
-            hires_strength=(self.hires_strength or d.hires_strength) if self.hires else None,
         )
         if resolved.plan is None and resolved.time_budget is None and branches is None:
             resolved = resolved.replace(branches=DEFAULT_BRANCHES)

@@ -42,7 +42,6 @@ class FamilyDefaults:
     height: int
     parental_crossfeed: tuple[float, float, float]
     few_step: bool = False
-    hires_strength: float = 0.4
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,12 @@ DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo"
 
 SD_DEFAULTS = FamilyDefaults(30, 7.5, 512, 512, (0.3, 0.6, 0.9))
 SDXL_DEFAULTS = FamilyDefaults(30, 4.0, 1024, 1024, (0.3, 0.6, 0.9))
-TURBO_DEFAULTS = FamilyDefaults(
-    4, 0.0, 512, 512, (1.0, 1.0, 1.0), few_step=True, hires_strength=0.5
-)
+TURBO_DEFAULTS = FamilyDefaults(4, 0.0, 512, 512, (1.0, 1.0, 1.0), few_step=True)
 TINY_DEFAULTS = FamilyDefaults(8, 0.0, 64, 64, (0.3, 0.6, 0.9))
 SD3_DEFAULTS = FamilyDefaults(28, 4.5, 1024, 1024, (0.3, 0.6, 0.9))
 SD35_MEDIUM_DEFAULTS = FamilyDefaults(40, 4.5, 1024, 1024, (0.3, 0.6, 0.9))
 SD35_LARGE_DEFAULTS = FamilyDefaults(28, 3.5, 1024, 1024, (0.3, 0.6, 0.9))
-FLOW_TURBO_DEFAULTS = FamilyDefaults(
-    4, 0.0, 1024, 1024, (1.0, 1.0, 1.0), few_step=True, hires_strength=0.5
-)
+FLOW_TURBO_DEFAULTS = FamilyDefaults(4, 0.0, 1024, 1024, (1.0, 1.0, 1.0), few_step=True)
 FLUX_DEV_DEFAULTS = FamilyDefaults(28, 3.5, 1024, 1024, (0.3, 0.6, 0.9))
 
 
