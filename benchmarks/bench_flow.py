@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import os
-import platform
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle threads sleep
 
 import torch
-from bench_transition import bench
-from diffusers.utils import logging as diffusers_logging
-from transformers.utils import logging as transformers_logging
+from bench_transition import bench, print_table_head
 
 from latentmorph.models.loading import adapter_for
 from latentmorph.models.presets import SD35_MEDIUM_DEFAULTS, TINY_DEFAULTS
@@ -169,21 +165,8 @@ def main() -> None:
     parser.add_argument("--offload", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()
-    print(
-        f"device: {name or 'cpu'}"
-        f", threads: {torch.get_num_threads()}, torch {torch.__version__}, "
-        f"date: {datetime.date.today()}" + (", model CPU offload" if args.offload else "")
-    )
-    header = "| model | size | steps | guidance | plan | batched | one at a time | speed-up |"
-    rule = "|---|---|---|---|---|---|---|---|"
-    if device.type == "cuda":
-        header, rule = header + " peak memory (batched / one at a time) |", rule + "---|"
-    print(header)
-    print(rule)
+    print_table_head(device, ", model CPU offload" if args.offload else "")
     if args.full_size:
         sd35, flux = full_size_models(device, args.offload)
         rows = [

@@ -210,6 +210,25 @@ def full_size_models(device: torch.device):
     )
 
 
+def print_table_head(device: torch.device, note: str = "") -> None:
+    """Quiets the libraries' loading bars and prints the run's device line and the head of the
+    batched-against-one-at-a-time table (with a peak-memory column on cuda)."""
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()
+    print(
+        f"device: {name or 'cpu'}"
+        f", threads: {torch.get_num_threads()}, torch {torch.__version__}, "
+        f"date: {datetime.date.today()}{note}"
+    )
+    header = "| model | size | steps | guidance | plan | batched | one at a time | speed-up |"
+    rule = "|---|---|---|---|---|---|---|---|"
+    if device.type == "cuda":
+        header, rule = header + " peak memory (batched / one at a time) |", rule + "---|"
+    print(header)
+    print(rule)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -220,21 +239,8 @@ def main() -> None:
     )
     parser.add_argument("--vae-dtype", default="auto", help="for eager against compiled")
     args = parser.parse_args()
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()
-    print(
-        f"device: {name or 'cpu'}"
-        f", threads: {torch.get_num_threads()}, torch {torch.__version__}, "
-        f"date: {datetime.date.today()}"
-    )
-    header = "| model | size | steps | guidance | plan | batched | one at a time | speed-up |"
-    rule = "|---|---|---|---|---|---|---|---|"
-    if device.type == "cuda":
-        header, rule = header + " peak memory (batched / one at a time) |", rule + "---|"
-    print(header)
-    print(rule)
+    print_table_head(device)
     rows, speed_rows = [], []
     if args.full_size:
         sd, sdxl = full_size_models(device)
