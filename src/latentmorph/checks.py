@@ -93,11 +93,6 @@ def is_whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_positive(value: Any) -> bool:
-    """A finite number above 0."""
-    return is_number(value) and value > 0
-
-
 def check_choice(name: str, value: Any, allowed: Sequence[str]) -> None:
     """Raises InputError naming `name` unless `value` is one of `allowed`."""
     if value not in allowed:
