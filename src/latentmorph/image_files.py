@@ -1,0 +1,80 @@
+"""Reading the user's image files (keyframe photos, masks, control images) within limits."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+from .inputs import check_input_file
+
+MIN_IMAGE_SIDE = 8
+"""Pixels of the shorter side of an input image."""
+MAX_IMAGE_PIXELS = 100_000_000
+"""Pixels of an input image (a 10000x10000 photo); larger headers are refused unread."""
+
+
+def read_image(path: str | Path, field: str, mode: str = "RGB") -> Image.Image:
+    """The image in `path` in `mode` (RGB or L), turned as its EXIF orientation says.
+
+    CMYK, palette, 16-bit and alpha images are converted (16-bit values scaled to 8 bits,
+    transparent pixels put on white). InputError naming `field` and the file for a missing file, a folder, a file
+    that is not an image, one smaller than MIN_IMAGE_SIDE or larger than MAX_IMAGE_PIXELS (read
+    from its header, before its pixels), or one that cannot be decoded.
+    """
+    path = check_input_file(path, field, "an image file (PNG, JPEG, WebP, ...)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except UnidentifiedImageError:
+        raise InputError(
+            f"{field}: {path} is not an image that can be read; give a PNG, JPEG or WebP file"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(
+            f"{field}: {path} is larger than allowed: at most {MAX_IMAGE_PIXELS:,} pixels"
+        ) from None
+    except OSError as error:
+        raise InputError(f"{field}: {path} cannot be read ({error.strerror or error})") from None
+    with image:
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise InputError(
+                f"{field}: {path} is {width}x{height} pixels; allowed: at most "
+                f"{MAX_IMAGE_PIXELS:,} pixels"
+            )
+        if min(width, height) < MIN_IMAGE_SIDE:
+            raise InputError(
+                f"{field}: {path} is {width}x{height} pixels; allowed: at least "
+                f"{MIN_IMAGE_SIDE} pixels on each side"
+            )
+        try:
+            image.load()
+            return _converted(ImageOps.exif_transpose(image), mode)
+        except (OSError, ValueError, SyntaxError) as error:
+            raise InputError(f"{field}: {path} cannot be decoded ({error})") from None
+
+
+def _converted(image: Image.Image, mode: str) -> Image.Image:
+    """`image` in `mode`, 16-bit and 32-bit grey scaled to 8 bits (PIL's own conversion clips)."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max(initial=0) > 255 or image.mode.startswith("I;16") else 255.0
+        image = Image.fromarray(np.clip(values / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert(mode)
+
+
+def fit_image(image: Image.Image, width: int, height: int) -> tuple[Image.Image, bool]:
+    """`image` scaled to cover `width` x `height` and cropped to it around its centre, and
+    whether its size changed."""
+    if image.size == (width, height):
+        return image, False
+    return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS), True
