@@ -18,3 +18,5 @@ AUDIO_COMPONENTS = ("percussive", "harmonic", "whole")
 AUDIO_REDUCTIONS = ("max", "median", "mean")
 FILLERS = ("flow", "crossfade")
 """Ways of making the filler frames between computed images (`movie.fillers`)."""
+CONTROL_PREPROCESSORS = ("none", "canny")
+"""What is done to a control image before the ControlNet reads it (`control_inputs`)."""

@@ -40,6 +40,8 @@ MAX_MOTION_ANGLE = 360
 """Degrees of one frame's 2D rotation, either way."""
 MAX_NOISE = 10
 """Scale of the fresh noise that coherence adds (latents have unit variance)."""
+MAX_CONTROL_SCALE = 5
+"""Scale of a ControlNet's residuals."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ BRANCHES = Limit(2, MAX_BRANCHES, whole=True, unit="images, both keyframes inclu
 TIME_BUDGET = Limit(0, MAX_DURATION, above=True, unit="seconds; 24 hours at most")
 BATCH = Limit(1, MAX_BRANCHES, whole=True, unit="images")
 NOISE = Limit(0, MAX_NOISE)
+CONTROL_SCALE = Limit(0, MAX_CONTROL_SCALE)
 
 
 def check_fps(value: Any, name: str = "fps") -> float:

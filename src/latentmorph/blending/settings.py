@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ..checks import check_choice, check_flag, check_keys, show
 from ..choices import COMPILE_MODES, DISTANCES, FILLERS, PLACEMENTS, QUALITIES, VAE_DTYPES
+from ..control_inputs import ControlSpec, control_specs
 from ..errors import InputError
 from ..limits import FRACTION, TIME_BUDGET, check_guidance, check_size
 from ..models.adapter import DiffusionAdapter
@@ -54,7 +55,8 @@ class BlendSettings:
     off) runs the UNet from CUDA graphs or compiled (see `models.compiled`) and `vae_dtype`
     (auto, float32, bfloat16, float16) is the dtype of decoding; neither changes the images
     beyond half-precision rounding. `fillers` (flow, crossfade) is how a movie's filler frames
-    between computed images are made (see `movie.fillers`).
+    between computed images are made (see `movie.fillers`). `controlnet` guides every image
+    with ControlNets and their control images (see `control_inputs.ControlSpec`).
     """
 
     steps: int | None = None
@@ -78,9 +80,11 @@ class BlendSettings:
     compile: str = "auto"
     vae_dtype: str = "auto"
     fillers: str = "flow"
+    controlnet: tuple[ControlSpec, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        set_(self, "controlnet", control_specs(self.controlnet))
         set_(self, "keyframe_crossfeed", _crossfeed("keyframe_crossfeed", self.keyframe_crossfeed))
         set_(self, "parental_crossfeed", _crossfeed("parental_crossfeed", self.parental_crossfeed))
         if self.keyframe_crossfeed is None:
@@ -134,6 +138,7 @@ class BlendSettings:
         for name in ("keyframe_crossfeed", "parental_crossfeed"):
             if data[name] is not None:
                 data[name] = [data[name]["power"], data[name]["range"], data[name]["decay"]]
+        data["controlnet"] = [spec.as_dict() for spec in self.controlnet]
         return data
 
     def resolve(

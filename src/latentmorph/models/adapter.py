@@ -20,8 +20,10 @@ from PIL import Image
 
 from ..checks import check_choice
 from ..choices import COMPILE_MODES, VAE_DTYPES
+from ..errors import InputError
 from ..pixels import to_images
 from .compiled import CompiledCall
+from .control import CONTROL_KEY, ControlNets, control_pixels, load_controlnet
 from .device import DTYPES
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,8 @@ class DiffusionAdapter:
         self.compile = "auto"
         self.vae_dtype = "auto"
         self._compiled_unet: CompiledCall | None = None
+        self.control: ControlNets | None = None
+        self._controlnets: dict = {}
 
     def configure(self, compile: str = "auto", vae_dtype: str = "auto") -> None:
         """Sets how the denoiser runs (`compile`: auto, on or off; see `models.compiled`) and
@@ -97,6 +101,39 @@ class DiffusionAdapter:
         check_choice("compile", compile, COMPILE_MODES)
         check_choice("vae_dtype", vae_dtype, VAE_DTYPES)
         self.compile, self.vae_dtype = compile, vae_dtype
+
+    takes_controlnets = True
+    """Whether the family's denoiser can be guided by ControlNets."""
+
+    def use_controlnets(self, sources: Sequence[str], scales: Sequence[float]) -> None:
+        """Guides denoising with ControlNets (hub ids or local folders, each loaded once), each
+        one's residuals times its scale; with none, no ControlNet. Their control images travel
+        in the conditioning (see `with_control`)."""
+        if not sources:
+            self.control = None
+            return
+        if not self.takes_controlnets:
+            raise InputError(
+                f"--controlnet: not available for {self.family} models; allowed: SD 1.x/2.x "
+                "and SDXL models"
+            )
+        for source in sources:
+            if source not in self._controlnets:
+                self._controlnets[source] = load_controlnet(
+                    source, self.pipe.unet, self.dtype, self.device
+                )
+        models = [self._controlnets[s] for s in sources]
+        self.control = ControlNets(models, [float(s) for s in scales], list(sources))
+
+    def with_control(
+        self, cond: Conditioning, images: Sequence[Sequence[Image.Image]]
+    ) -> Conditioning:
+        """`cond` with a control image per ControlNet (`images[i]`: one image per row of
+        `cond`, all the frame's size), as the ControlNets take them."""
+        tensors = dict(cond.tensors)
+        for i, rows in enumerate(images):
+            tensors[CONTROL_KEY.format(i)] = control_pixels(rows, self.device, self.dtype)
+        return Conditioning(tensors)
 
     def _use_deterministic_scheduler(self) -> None:
         """Replaces a stochastic scheduler by Euler, with a notice (latent blending needs a
@@ -277,10 +314,14 @@ class DiffusionAdapter:
         kwargs = self._unet_kwargs(cond, cfg, latents)
         g = guidance.view(-1, 1, 1, 1).to(self.dtype)
         unet = self._unet_call()
+        control = None
+        if self.control is not None and CONTROL_KEY.format(0) in cond.tensors:
+            control = self.control.residuals(cond.tensors, kwargs, cfg)
 
         def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             x = scheduler.scale_model_input(torch.cat([x, x]) if cfg else x, t)
-            pred = unet(x, t, **kwargs)
+            residuals = control(x, t) if control is not None else {}
+            pred = unet(x, t, **kwargs, **residuals)
             return guided(pred, g) if cfg else pred
 
         return predict

@@ -26,6 +26,7 @@ class FlowAdapter(DiffusionAdapter):
     its velocity call and how its schedule shifts with the image size."""
 
     family = "flow"
+    takes_controlnets = False
     max_shift_default = 1.15
     """The pipeline's fallback for the scheduler's `max_shift` in its resolution shift."""
 

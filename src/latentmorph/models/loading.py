@@ -211,7 +211,7 @@ def _from_pretrained(source: str, device: torch.device, dtype: torch.dtype, allo
                 pass  # no fp16 variant published: load the default weights
         return DiffusionPipeline.from_pretrained(source, **kwargs)
     except Exception as error:  # the hub client raises many types; all end here
-        raise ModelLoadError(_explain(source, error)) from error
+        raise ModelLoadError(explain_load_error(source, error)) from error
 
 
 def _load_single_file(path: Path, dtype: torch.dtype):
@@ -232,21 +232,24 @@ def _load_single_file(path: Path, dtype: torch.dtype):
     try:
         return cls.from_single_file(str(path), torch_dtype=dtype)
     except Exception as error:  # the hub client raises many types; all end here
-        raise ModelLoadError(_explain(str(path), error)) from error
+        raise ModelLoadError(explain_load_error(str(path), error)) from error
 
 
-def _explain(source: str, error: Exception) -> str:
-    """One line saying why `source` could not be loaded and what to do about it."""
+def explain_load_error(
+    source: str, error: Exception, what: str = "model", what_to_do: str = WHAT_TO_DO
+) -> str:
+    """One line saying why the `what` (model, controlnet) `source` could not be loaded and what
+    to do about it."""
     name = type(error).__name__
     text = str(error).splitlines()[0] if str(error) else name
     if "Gated" in name or "401" in text or "403" in text:
-        return f"model {source!r} is gated or private on the hub: {WHAT_TO_DO}"
+        return f"{what} {source!r} is gated or private on the hub: {what_to_do}"
     if "RepositoryNotFound" in name or "404" in text:
-        return f"model {source!r} was not found on the hub: check the id, or {WHAT_TO_DO}"
+        return f"{what} {source!r} was not found on the hub: check the id, or {what_to_do}"
     offline_words = ("offline", "connect", "not fully cached", "outgoing traffic")
     if "LocalEntryNotFound" in name or any(w in text.lower() for w in offline_words):
         return (
-            f"model {source!r} is not in the local cache and the hub cannot be reached: "
-            + WHAT_TO_DO
+            f"{what} {source!r} is not in the local cache and the hub cannot be reached: "
+            + what_to_do
         )
-    return f"model {source!r} could not be loaded ({name}: {text}); {WHAT_TO_DO}"
+    return f"{what} {source!r} could not be loaded ({name}: {text}); {what_to_do}"
