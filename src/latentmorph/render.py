@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +15,19 @@ from .blending.engine import Beginning, BlendingEngine
 from .blending.plan import BranchingPlan
 from .blending.sheet import TreeOutline, check_sheet_path, outline, write_sheet
 from .blending.tree import Branch, TransitionTree
+from .errors import InputError
 from .models.adapter import Conditioning, DiffusionAdapter
 from .models.loading import load_pipeline
-from .movie.parts import PartsFolder, segment_key
+from .movie.distributed import WorkerModel, import_ray, on_ray
+from .movie.parts import PartsFolder, parts_folder, segment_key
 from .movie.timing import keyframe_positions, segment_frames
 from .movie.writers import check_output_path, open_writer
 from .project import Project, ProjectFileBeside, check_project_path
+
+Grower = Callable[
+    [Beginning, Sequence[Conditioning], Sequence[int] | None], Iterator[TransitionTree]
+]
+"""Grows the trees of segments (all when None) in order from the keyframes' beginning."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class MovieRenderer:
         self.settings = settings
         self._bar = tqdm(desc="diffusion", unit="step", disable=not progress, leave=False)
         self.engine = BlendingEngine(self.model, settings, progress=self._bar.update)
+        # the segments are grown here, or by workers elsewhere (see movie.distributed)
+        self.grow: Grower = self.engine.transitions
         self.progress = progress
         self._beginning: Beginning | None = None
         self._conds: list[Conditioning] = []
@@ -111,7 +120,7 @@ class MovieRenderer:
         segments = len(self.project.keyframes) - 1
         if parts is None or self.settings.time_budget is not None:
             self.keyframes()
-            yield from self.engine.transitions(self._beginning, self._conds)
+            yield from self.grow(self._beginning, self._conds, None)
             return
         keys = [self.segment_key(i) for i in range(segments)]
         found = {i: tree for i, key in enumerate(keys) if (tree := parts.load(key)) is not None}
@@ -120,7 +129,7 @@ class MovieRenderer:
         grown = iter(())
         if missing:
             self.keyframes(missing)
-            grown = self.engine.transitions(self._beginning, self._conds, missing)
+            grown = self.grow(self._beginning, self._conds, missing)
         for i in range(segments):
             if i in found:
                 yield found[i]
@@ -210,11 +219,35 @@ def render_project(
     model: DiffusionAdapter | None = None,
     progress: bool = True,
     sheet: str | Path | None = None,
+    resume: bool = False,
+    fresh: bool = False,
+    keep_parts: bool = False,
+    ray: bool | str = False,
 ) -> Summary:
     """Renders a project to `output` (mp4, webm, gif or a PNG folder) with its project file, and
-    with `sheet` (a .png path) the contact sheet of its segments' trees."""
-    check_output_path(output, project.fps, project.inputs())
+    with `sheet` (a .png path) the contact sheet of its segments' trees.
+
+    With `resume`, each finished segment is kept in the parts folder beside the output
+    (`movie.mp4` -> `movie.parts/`) and those found there intact are read, not computed, so a
+    render stopped part-way goes on where it stopped; `fresh` ignores what is there and
+    `keep_parts` keeps the folder after a complete render. With `ray`, the segments are grown on
+    a Ray cluster (True: a local one, or the one this process is connected to; a string: its
+    address; see `movie.distributed`).
+    """
+    if not resume and (fresh or keep_parts):
+        raise InputError(
+            f"{'fresh' if fresh else 'keep_parts'}: only with resume=True (the parts folder is "
+            "kept only when resuming)"
+        )
+    if ray is not False:
+        import_ray("ray")
+    output = check_output_path(output, project.fps, project.inputs())
     check_project_path(output, project.inputs())
     if sheet is not None:
         check_sheet_path(sheet)
-    return MovieRenderer(project, model, progress).write(output, sheet=sheet)
+    renderer = MovieRenderer(project, model, progress)
+    parts = PartsFolder(parts_folder(output), fresh) if resume else None
+    with ExitStack() as stack:
+        if ray is not False:
+            stack.enter_context(on_ray(renderer, ray, WorkerModel.of(renderer), "ray"))
+        return renderer.write(output, sheet=sheet, parts=parts, keep_parts=keep_parts)

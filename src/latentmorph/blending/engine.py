@@ -292,9 +292,7 @@ class BlendingEngine:
         a tree's images do not depend on which others share its batches (up to float noise)."""
         keyframes, plan, first_level = beginning.keyframes, beginning.plan, beginning.first_level
         segments = list(range(len(keyframes) - 1) if segments is None else segments)
-        window = max(1, WINDOW_IMAGES // plan.branches)
-        for start in range(0, len(segments), window):
-            window_segments = segments[start : start + window]
+        for window_segments in segment_windows(segments, plan):
             grown_segments = [
                 (keyframes[i], keyframes[i + 1], conds[i], conds[i + 1]) for i in window_segments
             ]
@@ -550,6 +548,13 @@ class BlendingEngine:
             lambda rows: parts.append(self._decode(latents[rows.start : rows.stop])),
         )
         return torch.cat([p for p, _ in parts]), [i for _, images in parts for i in images]
+
+
+def segment_windows(segments: Sequence[int], plan: BranchingPlan) -> list[list[int]]:
+    """`segments` cut into the runs of neighbours that `BlendingEngine.transitions` grows
+    together (about `WINDOW_IMAGES` images each)."""
+    window = max(1, WINDOW_IMAGES // plan.branches)
+    return [list(segments[start : start + window]) for start in range(0, len(segments), window)]
 
 
 def _synchronize(device: torch.device) -> None:

@@ -38,6 +38,15 @@ def add_parser(commands: Commands) -> None:
         action="store_true",
         help="keep OUTPUT.parts/ (each finished segment's images) after a complete render",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="ADDRESS",
+        help="grow the segments on a Ray cluster, one worker per GPU: the cluster at ADDRESS "
+        "(ray://HOST:10001, HOST:6379, auto), else a local one (needs latentmorph[ray])",
+    )
     add_sheet_option(p)
     add_fillers_option(p)
     add_model_options(p)
@@ -47,6 +56,10 @@ def add_parser(commands: Commands) -> None:
 def run(args: argparse.Namespace) -> int:
     """Renders each project file in turn; one that fails prints its one line (naming the file)
     and the next goes on. Returns 2 when any failed, else 0."""
+    if args.ray is not False:
+        from ..movie.distributed import import_ray
+
+        import_ray()
     if len(args.project) == 1:
         render(args, args.project[0])
         return 0
@@ -83,12 +96,16 @@ def render(args: argparse.Namespace, path: Path) -> None:
         overrides["max_batch"] = args.max_batch
     if isinstance(project, Project):
         project.settings = project.settings.replace(**overrides)
-        render_movie(project, output, args, parts=True)
+        render_movie(project, output, args, parts=True, ray=args.ray)
     else:
         if args.sheet is not None:
             raise InputError(
                 f"sheet: {args.sheet!r} is not allowed for an animation; only a movie of "
                 "keyframes has a contact sheet"
+            )
+        if args.ray is not False:
+            raise InputError(
+                "--ray: not allowed for an animation; only a movie of keyframes is grown on Ray"
             )
         project.blend = project.blend.replace(**overrides)
         render_animation(project, output, args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,10 +29,15 @@ def add_sheet_option(parser: argparse.ArgumentParser) -> None:
 
 
 def render_movie(
-    project: Project, output: str | Path, args: argparse.Namespace, parts: bool = False
+    project: Project,
+    output: str | Path,
+    args: argparse.Namespace,
+    parts: bool = False,
+    ray: bool | str = False,
 ) -> None:
     """Renders a movie through a project's keyframes, and its contact sheet with --sheet; with
-    `parts`, keeping finished segments in OUTPUT.parts/ (and honouring --fresh, --keep-parts)."""
+    `parts`, keeping finished segments in OUTPUT.parts/ (and honouring --fresh, --keep-parts);
+    with `ray` (an address, or True for a local cluster), growing the segments on Ray."""
     from ..movie.parts import PartsFolder, parts_folder
     from ..movie.writers import check_output_path
     from ..render import MovieRenderer
@@ -48,7 +54,13 @@ def render_movie(
         _write(renderer, output, sheet=args.sheet)
         return
     folder = PartsFolder(parts_folder(check_output_path(output)), fresh=args.fresh)
-    _write(renderer, output, sheet=args.sheet, parts=folder, keep_parts=args.keep_parts)
+    with ExitStack() as stack:
+        if ray is not False:
+            from ..movie.distributed import WorkerModel, on_ray
+
+            model_of_workers = WorkerModel.of(renderer, args.allow_pickle, args.offload)
+            stack.enter_context(on_ray(renderer, ray, model_of_workers))
+        _write(renderer, output, sheet=args.sheet, parts=folder, keep_parts=args.keep_parts)
 
 
 def render_animation(animation: Animation, output: str | Path, args: argparse.Namespace) -> None:

@@ -135,6 +135,12 @@ class PartsFolder:
         remove_output(self.path)
 
 
+def detached(tree: TransitionTree) -> TransitionTree:
+    """The tree's images, distances and outline, its branches without latents or pixels (what a
+    part keeps, and what a worker sends back)."""
+    return _tree(tree.images, _fields(tree, []))
+
+
 def _fields(tree: TransitionTree, digests: list[str]) -> dict[str, Any]:
     index = {id(branch): i for i, branch in enumerate(tree.branches)}
     return {
