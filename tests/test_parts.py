@@ -1,13 +1,20 @@
 """`latentmorph movie`: several project files in a row, and resuming from finished parts."""
 
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from latentmorph.cli import main
+from latentmorph.errors import InputError
 from latentmorph.movie import parts as parts_module
+from latentmorph.project_files import load_project
+from latentmorph.render import render_project
 
 PROJECT = """\
 model: tiny-sd
@@ -19,6 +26,25 @@ keyframes:
 settings: {branches: 4, distance: pixel}
 """
 # keyframes 3 x 8 steps in one batch, which the first level joins; plus later levels
+# a render that waits after saving each part, to be killed there
+KILLABLE = """\
+import sys
+import time
+
+from latentmorph.cli import main
+from latentmorph.movie.parts import PartsFolder
+
+save = PartsFolder.save
+
+
+def save_and_wait(self, key, tree):
+    save(self, key, tree)
+    time.sleep(300)
+
+
+PartsFolder.save = save_and_wait
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def _run(capsys, *argv):
@@ -136,3 +162,66 @@ def test_a_changed_setting_invalidates_only_the_parts_it_shapes(capsys, tmp_path
     assert code == 0 and "segments from parts: 1" in out
     code, out, _ = _run(capsys, *argv, "--fillers", "crossfade")
     assert code == 0 and "segments from parts: 2" in out
+
+
+def _finished_parts(folder):
+    """The parts in place (not those being written under a temporary name)."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if not p.name.startswith(".")]
+
+
+def test_a_render_killed_part_way_resumes_where_it_stopped(capsys, tmp_path, project):
+    whole = tmp_path / "whole"
+    code, out, _ = _run(capsys, "movie", str(project), "-o", str(whole), "--quiet")
+    images, image_steps = _computed(out)
+    assert code == 0 and images == 3 + 2 * 2
+
+    script = tmp_path / "killable.py"
+    script.write_text(KILLABLE)
+    resumed, parts = tmp_path / "resumed", tmp_path / "resumed.parts"
+    argv = ["movie", str(project), "-o", str(resumed), "--quiet"]
+    render = subprocess.Popen([sys.executable, str(script), *argv], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not _finished_parts(parts):
+        assert render.poll() is None, render.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    render.send_signal(signal.SIGKILL)
+    render.communicate()
+    assert render.returncode == -signal.SIGKILL
+    assert len(_finished_parts(parts)) == 1 and not resumed.exists()
+    assert any(p.name.startswith(".resumed.") for p in tmp_path.iterdir())  # the unfinished one
+
+    code, out, _ = _run(capsys, *argv)
+    assert code == 0 and "segments from parts: 1" in out
+    resumed_images, resumed_steps = _computed(out)
+    assert resumed_images == 3 + 2
+    assert image_steps - resumed_steps == (image_steps - 3 * 8) // 2
+    first, again = _frames(whole), _frames(resumed)
+    assert len(first) == len(again) == 12
+    # the finished segment's frames (6) come from its part; the other segment's first level
+    # grew in a smaller batch than in one run: equal up to float noise
+    assert all((a == b).all() for a, b in zip(first[:6], again[:6], strict=True))
+    assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(first, again)) <= 1
+    names = ["killable.py", "p.yaml", "resumed", "resumed.yaml", "whole", "whole.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+
+
+def test_render_project_resumes_from_its_parts(tmp_path, project):
+    output, parts = tmp_path / "m.mp4", tmp_path / "m.parts"
+    first = render_project(
+        load_project(project), output, progress=False, resume=True, keep_parts=True
+    )
+    assert first.resumed == 0 and first.images == 3 + 2 * 2 and len(_finished_parts(parts)) == 2
+    fresh = render_project(
+        load_project(project), output, progress=False, resume=True, fresh=True, keep_parts=True
+    )
+    assert fresh.resumed == 0 and fresh.images == first.images
+    again = render_project(load_project(project), output, progress=False, resume=True)
+    assert again.resumed == 2 and again.images == 0 and not parts.exists()
+    plain = render_project(load_project(project), output, progress=False)
+    assert plain.resumed == 0 and plain.images == first.images and not parts.exists()
+    for option in ("fresh", "keep_parts"):
+        with pytest.raises(InputError, match=f"^{option}: only with resume=True"):
+            render_project(load_project(project), output, progress=False, **{option: True})
