@@ -74,7 +74,12 @@ def _spec(item: Any, name: str) -> ControlSpec:
     images = item.get("images")
     if isinstance(images, str | os.PathLike):
         images = [images]
-    if not isinstance(images, list | tuple) or not images:
+    if isinstance(images, list | tuple) and not images:
+        raise InputError(
+            f"{name}.images: missing; give an image path, or a list of them (one for every "
+            "keyframe, or one per keyframe)"
+        )
+    if not isinstance(images, list | tuple):
         raise InputError(
             f"{name}.images: {show(images)} is not allowed; give an image path, or a list of "
             "them (one for every keyframe, or one per keyframe)"

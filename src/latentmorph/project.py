@@ -20,6 +20,7 @@ from .blending.plan import quality_settings
 from .blending.settings import BlendSettings
 from .checks import check_choice, check_device, check_keys, check_text, show
 from .choices import DTYPES
+from .control_inputs import check_control_count, control_paths, specs_from_folder
 from .errors import InputError, OutputError, ProjectFileError
 from .inputs import free_name, read_text
 from .limits import SEED_LIMIT, check_duration, check_fps, check_length, check_seed
@@ -76,10 +77,12 @@ class Project:
         check_duration(self.duration)
         check_length(sum(self.durations), self.fps)
         keyframe_positions(self.durations, self.fps)
+        check_control_count(self.settings.controlnet, len(self.keyframes))
 
     def inputs(self) -> list[tuple[str, Path]]:
         """The files it was read from, as (field, path) pairs: outputs never replace them."""
-        return [("project file", Path(self.source))] if self.source is not None else []
+        found = [("project file", Path(self.source))] if self.source is not None else []
+        return found + control_paths(self.settings.controlnet)
 
     @property
     def durations(self) -> list[float]:
@@ -132,13 +135,14 @@ class Project:
         if project_kind(data) != "movie":
             raise ProjectFileError(f"{path}: holds an animation, not a movie of keyframes")
         with errors_naming(path):
-            project = cls.from_dict(data)
+            project = cls.from_dict(data, folder=Path(path).parent)
         project.source = Path(path)
         return project
 
     @classmethod
-    def from_dict(cls, data: Any) -> Project:
-        """The project described by plain data; raises InputError naming the field."""
+    def from_dict(cls, data: Any, folder: Path | None = None) -> Project:
+        """The project described by plain data, with the paths of control images taken
+        relative to `folder` when given; raises InputError naming the field."""
         if not isinstance(data, dict):
             raise InputError("the file must hold a mapping with a 'keyframes' list")
         check_keys("", data, PROJECT_KEYS + IGNORED_KEYS)
@@ -163,6 +167,8 @@ class Project:
             raise InputError("settings: give a mapping of setting names to values")
         allowed = tuple(f.name for f in dataclasses.fields(BlendSettings))
         check_keys("settings.", settings, allowed)
+        if folder is not None and "controlnet" in settings:
+            settings = {**settings, "controlnet": specs_from_folder(settings["controlnet"], folder)}
         options = {k: data[k] for k in PROJECT_KEYS[:5] if data.get(k) is not None}
         return cls(keyframes=parsed, settings=BlendSettings(**settings), **options)
 

@@ -23,6 +23,6 @@ def load_project(path: str | Path) -> Project | Animation:
 
             project = Animation.from_dict(data, folder=path.parent)
         else:
-            project = Project.from_dict(data)
+            project = Project.from_dict(data, folder=path.parent)
     project.source = path
     return project

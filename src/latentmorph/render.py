@@ -15,6 +15,7 @@ from .blending.engine import Beginning, BlendingEngine
 from .blending.plan import BranchingPlan
 from .blending.sheet import TreeOutline, check_sheet_path, outline, write_sheet
 from .blending.tree import Branch, TransitionTree
+from .control_inputs import ControlImages
 from .errors import InputError
 from .models.adapter import Conditioning, DiffusionAdapter
 from .models.loading import load_pipeline
@@ -66,9 +67,11 @@ class MovieRenderer:
         self.started = time.perf_counter()
         self.project = project.with_seeds()
         self.positions = keyframe_positions(self.project.durations, self.project.fps)
+        self.control = ControlImages.read(project.settings.controlnet, len(project.keyframes))
         self.model = model or load_pipeline(project.model, project.device, project.dtype)
         settings, self.notices = project.settings.resolve(self.model, project.segment_frames)
         self.notices = list(self.model.notices) + self.notices
+        self.notices += self.control.prepare(self.model, settings.width, settings.height)
         self.settings = settings
         self._bar = tqdm(desc="diffusion", unit="step", disable=not progress, leave=False)
         self.engine = BlendingEngine(self.model, settings, progress=self._bar.update)
@@ -92,7 +95,9 @@ class MovieRenderer:
             count = len(kfs) - 1 if segments is None else len(segments)
             plan = None if self.settings.time_budget else self.settings.branching_plan()
             self._set_total(plan, count)
-            self._conds = self.engine.encode([kf.prompt for kf in kfs])
+            self._conds = self.control.conditioned(
+                self.model, self.engine.encode([kf.prompt for kf in kfs])
+            )
             self._beginning = self.engine.begin(self._conds, [kf.seed for kf in kfs], segments)
             self._set_total(self.plan, count)
         return self._beginning.keyframes

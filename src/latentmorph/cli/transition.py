@@ -6,6 +6,7 @@ import argparse
 
 from ..choices import DISTANCES, PLACEMENTS, QUALITIES
 from ..limits import BRANCHES, DURATION, FPS, FRACTION, GUIDANCE, SEED, TIME_BUDGET
+from .control import add_control_options, control_settings
 from .options import (
     Commands,
     add_fillers_option,
@@ -123,6 +124,7 @@ def add_parser(commands: Commands) -> None:
         "most (most UNet calls) (default: adaptive)",
     )
     add_sheet_option(p)
+    add_control_options(p, "control image of the --controlnet: one for both keyframes, or two")
     add_fillers_option(p)
     add_model_options(p)
     p.set_defaults(run=run)
@@ -154,6 +156,7 @@ def run(args: argparse.Namespace) -> None:
         max_batch=args.max_batch,
         distance=args.distance,
         placement=args.placement,
+        controlnet=control_settings(args, 2),
         **run_settings(args),
     )
     project = Project(

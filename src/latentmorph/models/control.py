@@ -122,9 +122,21 @@ def load_controlnet(source: str, unet, dtype: torch.dtype, device: torch.device)
             warnings.simplefilter("ignore")
             net = ControlNetModel.from_pretrained(location, torch_dtype=dtype)
     except Exception as error:  # the hub client raises many types; all end here
-        raise ModelLoadError(explain_load_error(source, error, "controlnet", what_to_do)) from error
+        reason = _hub_reason(error)
+        raise ModelLoadError(
+            explain_load_error(source, reason, "controlnet", what_to_do)
+        ) from error
     _check_fits(source, net, unet)
     return net.to(device).eval()
+
+
+def _hub_reason(error: Exception) -> Exception:
+    """The hub client's error behind a loading error (diffusers reports a model that is not in
+    the cache, offline, as a missing config file), else the error itself."""
+    context = error.__context__
+    if isinstance(context, Exception) and type(context).__name__.endswith("NotFoundError"):
+        return context
+    return error
 
 
 def _check_fits(source: str, net: ControlNetModel, unet) -> None:
