@@ -52,11 +52,10 @@ def import_ray(option: str = "--ray") -> ModuleType:
 
 @dataclass(frozen=True)
 class WorkerModel:
-    """How each worker loads the model: as the writing process did, on its own device; on a CPU
-    with `threads` torch threads (sums over as many threads come out the same)."""
+    """How each worker loads the model: as the writing process did (on the worker's GPU, or its
+    CPU with `threads` torch threads: sums over as many threads come out the same)."""
 
     source: str
-    device: str | None
     dtype: str
     allow_pickle: bool = False
     offload: bool = False
@@ -68,7 +67,7 @@ class WorkerModel:
     ) -> WorkerModel:
         """The model of `renderer`, in its dtype."""
         dtype = str(renderer.model.dtype).removeprefix("torch.")
-        return cls(renderer.model.name, renderer.project.device, dtype, allow_pickle, offload)
+        return cls(renderer.model.name, dtype, allow_pickle, offload)
 
 
 @dataclass
@@ -84,12 +83,14 @@ class Grown:
 class SegmentWorker:
     """A Ray actor: the model loaded once, growing windows of segments from the keyframes."""
 
-    def __init__(self, model: WorkerModel, settings: BlendSettings) -> None:
+    def __init__(self, model: WorkerModel, settings: BlendSettings, device: str) -> None:
         if model.threads is not None:
             torch.set_num_threads(model.threads)
-        adapter = load_pipeline(
-            model.source, model.device, model.dtype, model.allow_pickle, model.offload
-        )
+        m = model
+        adapter = load_pipeline(m.source, device, m.dtype, m.allow_pickle, m.offload)
+        # the control images come with the conditionings; the ControlNets are loaded here
+        specs = settings.controlnet
+        adapter.use_controlnets([s.model for s in specs], [s.scale for s in specs])
         self.engine = BlendingEngine(adapter, settings)
         self._beginning: Beginning | None = None
         self._conds: list[Conditioning] = []
@@ -201,14 +202,16 @@ class RayGrowth:
             return
         gpus = int(self.ray.cluster_resources().get("GPU", 0))
         actor = self.ray.remote(SegmentWorker)
-        if gpus:
-            count, options, model = gpus, {"num_gpus": 1}, self.model
+        if gpus:  # a worker sees its one GPU as cuda
+            count, options, device, model = gpus, {"num_gpus": 1}, "cuda", self.model
         else:
-            count, options = CPU_WORKERS, {"num_cpus": 1}
-            threads = torch.get_num_threads()
-            model = dataclasses.replace(self.model, device="cpu", threads=threads)
+            count, options, device = CPU_WORKERS, {"num_cpus": 1}, "cpu"
+            model = dataclasses.replace(self.model, threads=torch.get_num_threads())
         self.workers = [
-            _Worker(f"worker {i + 1}", actor.options(**options).remote(model, self.settings))
+            _Worker(
+                f"worker {i + 1}",
+                actor.options(**options).remote(model, self.settings, device),
+            )
             for i in range(min(count, windows))
         ]
 
@@ -242,9 +245,9 @@ def on_ray(
     renderer: MovieRenderer, address: bool | str, model: WorkerModel, option: str = "--ray"
 ) -> Iterator[RayGrowth]:
     """Within, `renderer` grows its segments on a Ray cluster: with `address` True, the one
-    this process is connected to, else the one `RAY_ADDRESS` names, else a new local one on
-    this machine; a string is a cluster's address (`ray://HOST:10001`, `HOST:6379`, `auto`).
-    Errors name `option`."""
+    this process is connected to, else the one `RAY_ADDRESS` names, else one started with
+    `ray start` on this machine, else a new local one for the render; a string is a cluster's
+    address (`ray://HOST:10001`, `HOST:6379`, `auto`). Errors name `option`."""
     ray = import_ray(option)
     connected = ray.is_initialized()
     if not connected:
