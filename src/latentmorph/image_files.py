@@ -17,14 +17,31 @@ MAX_IMAGE_PIXELS = 100_000_000
 """Pixels of an input image (a 10000x10000 photo); larger headers are refused unread."""
 
 
+def check_image(path: str | Path, field: str) -> Path:
+    """`path` when it holds an image of allowed size, read from its header only; InputError
+    naming `field` and the file for a missing file, a folder, a file that is not an image, or
+    one smaller than MIN_IMAGE_SIDE or larger than MAX_IMAGE_PIXELS."""
+    with _opened(path, field) as image:
+        return Path(image.filename)
+
+
 def read_image(path: str | Path, field: str, mode: str = "RGB") -> Image.Image:
-    """The image in `path` in `mode` (RGB or L), turned as its EXIF orientation says.
+    """The image in `path` in `mode` (RGB or L), turned as its EXIF orientation says; errors as
+    `check_image`, and for pixels that cannot be decoded.
 
     CMYK, palette, 16-bit and alpha images are converted (16-bit values scaled to 8 bits,
-    transparent pixels put on white). InputError naming `field` and the file for a missing file, a folder, a file
-    that is not an image, one smaller than MIN_IMAGE_SIDE or larger than MAX_IMAGE_PIXELS (read
-    from its header, before its pixels), or one that cannot be decoded.
+    transparent pixels put on white).
     """
+    with _opened(path, field) as image:
+        try:
+            image.load()
+            return _converted(ImageOps.exif_transpose(image), mode)
+        except (OSError, ValueError, SyntaxError) as error:
+            raise InputError(f"{field}: {image.filename} cannot be decoded ({error})") from None
+
+
+def _opened(path: str | Path, field: str) -> Image.Image:
+    """The image file opened (its header read), its size checked."""
     path = check_input_file(path, field, "an image file (PNG, JPEG, WebP, ...)")
     try:
         with warnings.catch_warnings():
@@ -40,23 +57,16 @@ def read_image(path: str | Path, field: str, mode: str = "RGB") -> Image.Image:
         ) from None
     except OSError as error:
         raise InputError(f"{field}: {path} cannot be read ({error.strerror or error})") from None
-    with image:
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise InputError(
-                f"{field}: {path} is {width}x{height} pixels; allowed: at most "
-                f"{MAX_IMAGE_PIXELS:,} pixels"
-            )
-        if min(width, height) < MIN_IMAGE_SIDE:
-            raise InputError(
-                f"{field}: {path} is {width}x{height} pixels; allowed: at least "
-                f"{MIN_IMAGE_SIDE} pixels on each side"
-            )
-        try:
-            image.load()
-            return _converted(ImageOps.exif_transpose(image), mode)
-        except (OSError, ValueError, SyntaxError) as error:
-            raise InputError(f"{field}: {path} cannot be decoded ({error})") from None
+    width, height = image.size
+    problem = None
+    if width * height > MAX_IMAGE_PIXELS:
+        problem = f"at most {MAX_IMAGE_PIXELS:,} pixels"
+    elif min(width, height) < MIN_IMAGE_SIDE:
+        problem = f"at least {MIN_IMAGE_SIDE} pixels on each side"
+    if problem is not None:
+        image.close()
+        raise InputError(f"{field}: {path} is {width}x{height} pixels; allowed: {problem}")
+    return image
 
 
 def _converted(image: Image.Image, mode: str) -> Image.Image:
@@ -78,3 +88,12 @@ def fit_image(image: Image.Image, width: int, height: int) -> tuple[Image.Image,
     if image.size == (width, height):
         return image, False
     return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS), True
+
+
+def psnr(image: Image.Image, reference: Image.Image) -> float:
+    """Peak signal-to-noise ratio in dB of an RGB image against a reference of its size
+    (infinite for equal images)."""
+    a = np.asarray(image.convert("RGB"), dtype=np.float64)
+    b = np.asarray(reference.convert("RGB"), dtype=np.float64)
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else 10 * float(np.log10(255**2 / mse))

@@ -12,6 +12,9 @@ from pathlib import Path
 from .errors import InputError
 from .limits import MAX_PROJECT_FILE_BYTES
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+"""Names ending in these are image files where a keyframe may be a prompt or an image."""
+
 
 def read_text(path: str | Path, what: str = "file") -> str:
     """The UTF-8 text of a small input file (a project file, a prompt schedule), a byte order
@@ -46,6 +49,11 @@ def read_text(path: str | Path, what: str = "file") -> str:
             f"{path}: is not UTF-8 text (byte 0x{data[error.start]:02x} at position "
             f"{error.start}); save the {what} as UTF-8"
         ) from None
+
+
+def is_image_name(text: str) -> bool:
+    """Whether a keyframe given as text names an image file (ends in an image suffix)."""
+    return text.strip().lower().endswith(IMAGE_SUFFIXES)
 
 
 def check_input_file(
