@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
-from ..blending.engine import Beginning, BlendingEngine, EngineStats, segment_windows
+from ..blending.engine import Beginning, BlendingEngine, segment_windows
 from ..blending.settings import BlendSettings
 from ..blending.tree import Branch, TransitionTree
 from ..errors import InputError, LatentmorphError
@@ -143,22 +143,17 @@ class _Worker:
 
 
 class RayGrowth:
-    """Grows segments on Ray workers, as `MovieRenderer.grow`: started when first asked (as
-    many as there are windows, at most one per GPU of the cluster, or `CPU_WORKERS`); what they
-    compute is added to `stats`, and `done` counts the segments of each worker."""
+    """Grows segments on Ray workers in place of `engine` (as `MovieRenderer.grow`), with its
+    settings; the workers start when first asked (as many as there are windows, at most one per
+    GPU of the cluster, or `CPU_WORKERS`). What they compute is added to the engine's stats and
+    reported to its progress; `done` counts the segments of each worker."""
 
     def __init__(
-        self,
-        ray: ModuleType,
-        model: WorkerModel,
-        settings: BlendSettings,
-        stats: EngineStats,
-        progress: bool = True,
+        self, ray: ModuleType, model: WorkerModel, engine: BlendingEngine, progress: bool = True
     ) -> None:
         self.ray = ray
         self.model = model
-        self.settings = settings
-        self.stats = stats
+        self.engine = engine
         self.progress = progress
         self.done: Counter[str] = Counter()
         self.workers: list[_Worker] = []
@@ -210,15 +205,18 @@ class RayGrowth:
         self.workers = [
             _Worker(
                 f"worker {i + 1}",
-                actor.options(**options).remote(model, self.settings, device),
+                actor.options(**options).remote(model, self.engine.settings, device),
             )
             for i in range(min(count, windows))
         ]
 
     def _count(self, grown: Grown, worker: _Worker, bar: tqdm) -> None:
-        self.stats.images += grown.images
-        self.stats.unet_calls += grown.unet_calls
-        self.stats.image_steps += grown.image_steps
+        stats = self.engine.stats
+        stats.images += grown.images
+        stats.unet_calls += grown.unet_calls
+        stats.image_steps += grown.image_steps
+        if self.engine.progress is not None:
+            self.engine.progress(grown.image_steps)
         self.done[worker.name] += len(grown.trees)
         bar.update(len(grown.trees))
         bar.set_postfix_str(", ".join(f"{name}: {n}" for name, n in sorted(self.done.items())))
@@ -261,7 +259,7 @@ def on_ray(
         except (ConnectionError, ValueError, RuntimeError) as error:
             where = "a local cluster" if address is True else repr(address)
             raise InputError(f"{option}: cannot start or reach {where}: {error}") from None
-    growth = RayGrowth(ray, model, renderer.settings, renderer.engine.stats, renderer.progress)
+    growth = RayGrowth(ray, model, renderer.engine, renderer.progress)
     grow, renderer.grow = renderer.grow, growth
     try:
         yield growth
