@@ -81,7 +81,8 @@ class Project:
 
     def inputs(self) -> list[tuple[str, Path]]:
         """The files it was read from, as (field, path) pairs: outputs never replace them."""
-        found = [("project file", Path(self.source))] if self.source is not None else []
+        files = [("project file", self.source), ("mask", self.settings.mask)]
+        found = [(name, Path(path)) for name, path in files if path is not None]
         return found + control_paths(self.settings.controlnet)
 
     @property
@@ -141,8 +142,8 @@ class Project:
 
     @classmethod
     def from_dict(cls, data: Any, folder: Path | None = None) -> Project:
-        """The project described by plain data, with the paths of control images taken
-        relative to `folder` when given; raises InputError naming the field."""
+        """The project described by plain data, with the paths of the mask and control images
+        taken relative to `folder` when given; raises InputError naming the field."""
         if not isinstance(data, dict):
             raise InputError("the file must hold a mapping with a 'keyframes' list")
         check_keys("", data, PROJECT_KEYS + IGNORED_KEYS)
@@ -167,6 +168,8 @@ class Project:
             raise InputError("settings: give a mapping of setting names to values")
         allowed = tuple(f.name for f in dataclasses.fields(BlendSettings))
         check_keys("settings.", settings, allowed)
+        if folder is not None and isinstance(settings.get("mask"), str) and settings["mask"]:
+            settings = {**settings, "mask": str(folder / Path(settings["mask"]).expanduser())}
         if folder is not None and "controlnet" in settings:
             settings = {**settings, "controlnet": specs_from_folder(settings["controlnet"], folder)}
         options = {k: data[k] for k in PROJECT_KEYS[:5] if data.get(k) is not None}

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def load_project(path: str | Path) -> Project | Animation:
     """Reads a project file: a `Project` (movie of keyframes) or, with `kind: animation`, an
-    `Animation` whose audio and video paths are taken relative to the file's folder. Errors
+    `Animation`; paths of audio, video and mask are taken relative to the file's folder. Errors
     name the file and the field; animation modules are imported for animations only."""
     path = Path(path)
     data = read_project_data(path)

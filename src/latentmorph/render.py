@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
 from tqdm.auto import tqdm
 
 from .blending.engine import Beginning, BlendingEngine
@@ -80,6 +81,7 @@ class MovieRenderer:
         self.progress = progress
         self._beginning: Beginning | None = None
         self._conds: list[Conditioning] = []
+        self._first_image: Image.Image | None = None
         self.resumed = 0
 
     def retime(self, duration: float, fps: float) -> None:
@@ -146,13 +148,25 @@ class MovieRenderer:
     def segment_key(self, segment: int) -> str:
         """The hash of what shapes a segment's images (see `movie.parts.segment_key`)."""
         kfs = self.project.keyframes
-        first = 0 if self.settings.keyframe_crossfeed.active else segment
+        first = 0 if self.settings.keyframe_crossfeed.active or self.engine.kept else segment
+        settings = self.settings.as_dict()
+        if self.engine.kept is not None:
+            settings["mask"] = self.engine.kept.digest
         return segment_key(
             self.model.name,
             str(self.model.dtype),
             [(kf.prompt, kf.seed) for kf in kfs[first : segment + 2]],
-            self.settings.as_dict(),
+            settings,
         )
+
+    def still(self, image: Image.Image) -> Image.Image:
+        """`image` with the kept region of the mask, if any, from keyframe 1's image (the first
+        image asked for)."""
+        if self.engine.kept is None:
+            return image
+        if self._first_image is None:
+            self._first_image = image
+        return self.engine.kept.composite(image, self._first_image)
 
     def recorded_project(self) -> Project:
         """The project as rendered: seeds drawn, defaults resolved, the plan written out."""
@@ -194,7 +208,7 @@ class MovieRenderer:
                 last = i == segments - 1
                 fillers = self.settings.fillers
                 for frame in segment_frames(tree.images, tree.distances, slots, last, fillers):
-                    writer.write(frame)
+                    writer.write(self.still(frame))
                     bar.update()
                 if sheet is not None:
                     outlines.append(outline(tree))

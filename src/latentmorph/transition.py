@@ -23,8 +23,8 @@ class Transition:
     `pipe` is what `load_pipeline` returns or a diffusers SD, SDXL, SD3 or FLUX pipeline.
     Settings are those of `BlendSettings` (steps, branches, time_budget, depth_strength, quality,
     plan, guidance_scale, guidance_damper, negative_prompt, size or width/height,
-    keyframe_crossfeed, parental_crossfeed, batched, max_batch, distance, controlnet); unset ones
-    take the model family's defaults.
+    keyframe_crossfeed, parental_crossfeed, batched, max_batch, distance, mask, controlnet);
+    unset ones take the model family's defaults.
     `seeds` left out are drawn at random and recorded in `seeds` after rendering.
     """
 
@@ -67,7 +67,7 @@ class Transition:
         if self.tree is None:
             self._renderer = MovieRenderer(self.project, self.model, self.progress)
             self.tree = next(self._renderer.trees())
-        return self.tree.images
+        return [self._renderer.still(image) for image in self.tree.images]
 
     def write(
         self,

@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..blending.engine import BlendingEngine, EngineStats
+from ..blending.kept_region import kept_region
 from ..errors import InputError, MediaError
 from ..interpolation import slerp
 from ..limits import SEED_LIMIT
@@ -27,6 +28,7 @@ from ..project import ProjectFileBeside
 from ..render import Summary
 from . import DEFAULT_FPS
 from .audio import audio_duration, audio_timing, onset_keyframes
+from .control import ControlFrames
 from .motion import match_colours, warp
 from .schedules import (
     PromptKeyframe,
@@ -64,7 +66,10 @@ class AnimationRenderer:
         self.model.configure(self.blend.compile, self.blend.vae_dtype)
         self.notices = list(self.model.notices) + self.notices
         self.size = (self.blend.width, self.blend.height)
+        self.kept = kept_region(self.blend, self.model)
         self.video = VideoInput(a.init_video, self.size) if a.init_video else None
+        self.control = ControlFrames(self.blend.controlnet, self.size, self.model)
+        self.notices += self.control.notices
         self.fps = a.fps or (self.video.fps if self.video else DEFAULT_FPS)
         self.frames = self._frame_count()
         self.onsets = None
@@ -126,9 +131,15 @@ class AnimationRenderer:
 
     def render_frames(self) -> Iterator[Image.Image]:
         """The animation's frames in order, computed as they are asked for."""
-        if self.animation.uses_blend:
-            return self._blend_frames()
-        return self._walk_frames()
+        frames = self._blend_frames() if self.animation.uses_blend else self._walk_frames()
+        return frames if self.kept is None else self._still(frames)
+
+    def _still(self, frames: Iterator[Image.Image]) -> Iterator[Image.Image]:
+        """`frames` with the kept region of the mask from the first one."""
+        first = None
+        for image in frames:
+            first = image if first is None else first
+            yield self.kept.composite(image, first)
 
     def _encode(self) -> list[Conditioning]:
         prompts = [k.prompt for k in self.keyframes]
@@ -138,7 +149,10 @@ class AnimationRenderer:
     def _blend_frames(self) -> Iterator[Image.Image]:
         engine = BlendingEngine(self.model, self.blend, progress=self.on_step)
         engine.stats = self.stats
-        conds = self._encode()
+        conds = [
+            self.control.conditioned(self.model, cond, [k.frame])
+            for cond, k in zip(self._encode(), self.keyframes, strict=True)
+        ]
         seeds = [self.animation.seed + i for i in range(len(self.keyframes))]
         beginning = engine.begin(conds, seeds)
         branches = beginning.keyframes
@@ -167,11 +181,12 @@ class AnimationRenderer:
         feedback = moving or self.video is not None or a.coherence.active
         video = iter(self.video) if self.video is not None else None
         coherence = _CoherenceHook(a.coherence, a.seed) if a.coherence.active else None
-        first = previous = None
+        first = previous = held = None
         batch = 1 if feedback else WALK_BATCH
         for begin in range(0, self.frames, batch):
             frames = range(begin, min(begin + batch, self.frames))
             cond = Conditioning.cat([self._cond_at(conds, k) for k in frames])
+            cond = self.control.conditioned(model, cond, frames)
             latents = torch.cat([self._noise_at(noise, k) for k in frames])
             g = [guidance.value_at(k) if guidance else self.blend.guidance_scale for k in frames]
             init = None
@@ -193,9 +208,13 @@ class AnimationRenderer:
             else:
                 latents = model.initial_latents(latents, steps)
             hook = coherence.hook(steps, start) if coherence else None
+            if self.kept is not None:
+                hook = self.kept.hook(hook, held)
             trajectory = model.denoise(
                 latents, cond, steps, start, steps, torch.tensor(g), hook, self.on_step
             )
+            if self.kept is not None and held is None:
+                held = self._first_steps([x[:1] for x in trajectory], start, noise)
             self.stats.unet_calls += steps - start
             self.stats.image_steps += (steps - start) * len(frames)
             self.stats.images += len(frames)
@@ -206,6 +225,15 @@ class AnimationRenderer:
                     first = image
                 previous = image
                 yield image
+
+    def _first_steps(
+        self, trajectory: list[torch.Tensor], start: int, noise: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The first frame's latents that entered every step: its `trajectory` from step `start`
+        on, and before that its result noised to the step with its noise."""
+        steps, clean = self.blend.steps, trajectory[-1]
+        unit = self._noise_at(noise, 0)
+        return [self.model.noised(clean, unit, steps, i) for i in range(start)] + trajectory[:-1]
 
     def _cond_at(self, conds: list[Conditioning], frame: int) -> Conditioning:
         segment, t = self.weights[frame]

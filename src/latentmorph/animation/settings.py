@@ -24,6 +24,7 @@ from ..choices import (
     CURVES,
     DTYPES,
 )
+from ..control_inputs import control_paths, specs_from_folder
 from ..errors import InputError
 from ..limits import (
     FRACTION,
@@ -187,8 +188,9 @@ class Animation:
     def inputs(self) -> list[tuple[str, Path]]:
         """The files it reads, as (field, path) pairs: outputs never replace them."""
         files = (("source file", self.source), ("audio", self.audio))
-        files += (("init_video", self.init_video),)
-        return [(name, Path(path)) for name, path in files if path]
+        files += (("init_video", self.init_video), ("mask", self.blend.mask))
+        found = [(name, Path(path)) for name, path in files if path]
+        return found + control_paths(self.blend.controlnet)
 
     def check_media(self) -> None:
         """MediaError naming the field unless the audio and the video input decode (their
@@ -269,8 +271,8 @@ class Animation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], folder: Path | None = None) -> Animation:
-        """The animation described by plain data, with its audio and video paths taken relative
-        to `folder` when given; raises InputError naming the field."""
+        """The animation described by plain data, with its audio, video and mask paths taken
+        relative to `folder` when given; raises InputError naming the field."""
         allowed = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
         ignored = ("kind", "latentmorph", "versions")
         check_keys("", {k: v for k, v in data.items() if k not in ignored}, allowed)
@@ -280,6 +282,14 @@ class Animation:
                 if values.get(key):
                     path = Path(check_text(key, values[key])).expanduser()
                     values[key] = str(folder / path)
+            blend = values.get("blend")
+            if isinstance(blend, dict) and "controlnet" in blend:
+                controlnet = specs_from_folder(blend["controlnet"], folder)
+                values["blend"] = {**blend, "controlnet": controlnet}
+            blend = values.get("blend")
+            if isinstance(blend, dict) and isinstance(blend.get("mask"), str) and blend["mask"]:
+                mask = folder / Path(blend["mask"]).expanduser()
+                values["blend"] = {**blend, "mask": str(mask)}
         return cls(prompts=_prompt_keyframes(data.get("prompts")), **values)
 
 

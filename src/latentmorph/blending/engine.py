@@ -18,6 +18,7 @@ from ..models.adapter import Conditioning, DiffusionAdapter
 from ..models.device import is_out_of_memory, release_memory
 from ..pixels import to_images
 from .distance import Distance, get_distance
+from .kept_region import kept_region
 from .placement import Picks, get_placement
 from .plan import BranchingPlan, Level, plan_for_budget
 from .settings import BlendSettings
@@ -83,6 +84,8 @@ class BlendingEngine:
         self.placement = get_placement(settings.placement)
         self.batch_limit = (settings.max_batch or MAX_BATCH) if settings.batched else 1
         self._reported = 0
+        self.kept = kept_region(settings, model)
+        self._first: Branch | None = None  # keyframe 1, whose region `kept` holds
 
     def encode(self, prompts: Sequence[str]) -> list[Conditioning]:
         """One conditioning per prompt (encoded as one batch)."""
@@ -111,6 +114,7 @@ class BlendingEngine:
             hook = None
             if coefficients is not None:
                 hook = self._keyframe_hook(coefficients, trajectories[-1] if trajectories else None)
+            hook = self._holding(hook, trajectories[0] if trajectories else None)
             batch = self._denoise(
                 noise[rows.start : rows.stop],
                 Conditioning.cat([conds[i] for i in rows]),
@@ -225,14 +229,16 @@ class BlendingEngine:
         noise = self.model.noise(seeds, s.width, s.height, s.steps)
         cond = Conditioning.cat(list(conds))
         guidance = [s.guidance_scale] * keys
-        head = self._denoise(noise, cond, 0, guidance, keyframe_hook, stop=start)
+        head = self._denoise(
+            noise, cond, 0, guidance, self._holding(keyframe_hook, None), stop=start
+        )
         rows = head[-1] if keyframe_hook is None else keyframe_hook(start, head[-1])
         tail = self._denoise(
             torch.cat([rows, between(rows)]),
             Conditioning.cat([cond, *children]),
             start,
             guidance + [s.guidance_at(f) for f in fractions],
-            hook,
+            self._holding(hook, None),
         )
         pixels, images = self._decode_in_batches(tail[-1])
         keyframes = [
@@ -277,7 +283,9 @@ class BlendingEngine:
         cond_last: Conditioning,
         plan: BranchingPlan,
     ) -> TransitionTree:
-        """The tree between two keyframes, grown level by level where images differ most."""
+        """The tree between two keyframes, grown level by level where images differ most (a
+        kept region is held to `first`)."""
+        self._first = first
         return self._grow_trees([(first, last, cond_first, cond_last)], plan)[0]
 
     def transitions(
@@ -291,6 +299,7 @@ class BlendingEngine:
         many at a time as keep about `WINDOW_IMAGES` images (and their trajectories) in memory;
         a tree's images do not depend on which others share its batches (up to float noise)."""
         keyframes, plan, first_level = beginning.keyframes, beginning.plan, beginning.first_level
+        self._first = keyframes[0]
         segments = list(range(len(keyframes) - 1) if segments is None else segments)
         for window_segments in segment_windows(segments, plan):
             grown_segments = [
@@ -435,7 +444,7 @@ class BlendingEngine:
             Conditioning.cat([j.cond for j in jobs]),
             start,
             [j.guidance for j in jobs],
-            hook,
+            self._holding(hook, self._first.latents if self.kept is not None else None),
         )
         pixels, images = self._decode(trajectory[-1])
         return [
@@ -450,6 +459,11 @@ class BlendingEngine:
             )
             for i, (job, image) in enumerate(zip(jobs, images, strict=True))
         ]
+
+    def _holding(self, hook, first: list[torch.Tensor] | None):
+        """`hook`, then with a kept region its latents held to keyframe 1's trajectory `first`
+        (None: keyframe 1 is row 0 of the batch)."""
+        return hook if self.kept is None else self.kept.hook(hook, first)
 
     @staticmethod
     def _keyframe_hook(coefficients, previous: list[torch.Tensor] | None):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..checks import check_choice, check_flag, check_keys, show
+from ..checks import check_choice, check_flag, check_keys, check_text, show
 from ..choices import COMPILE_MODES, DISTANCES, FILLERS, PLACEMENTS, QUALITIES, VAE_DTYPES
 from ..control_inputs import ControlSpec, control_specs
 from ..errors import InputError
@@ -55,8 +56,10 @@ class BlendSettings:
     off) runs the UNet from CUDA graphs or compiled (see `models.compiled`) and `vae_dtype`
     (auto, float32, bfloat16, float16) is the dtype of decoding; neither changes the images
     beyond half-precision rounding. `fillers` (flow, crossfade) is how a movie's filler frames
-    between computed images are made (see `movie.fillers`). `controlnet` guides every image
-    with ControlNets and their control images (see `control_inputs.ControlSpec`).
+    between computed images are made (see `movie.fillers`). `mask` is the path of a mask image
+    (white: may change, black: kept as keyframe 1, grey: partly; see `blending.kept_region`),
+    made absolute. `controlnet` guides every image with ControlNets and their control images
+    (see `control_inputs.ControlSpec`).
     """
 
     steps: int | None = None
@@ -80,6 +83,7 @@ class BlendSettings:
     compile: str = "auto"
     vae_dtype: str = "auto"
     fillers: str = "flow"
+    mask: str | None = None
     controlnet: tuple[ControlSpec, ...] = ()
 
     def __post_init__(self) -> None:
@@ -126,6 +130,10 @@ class BlendSettings:
         check_choice("compile", self.compile, COMPILE_MODES)
         check_choice("vae_dtype", self.vae_dtype, VAE_DTYPES)
         check_choice("fillers", self.fillers, FILLERS)
+        if self.mask is not None:
+            mask = os.fspath(self.mask) if isinstance(self.mask, os.PathLike) else self.mask
+            mask = check_text("mask", mask, empty=False)
+            set_(self, "mask", os.path.abspath(os.path.expanduser(mask)))
         if self.plan is not None:
             BranchingPlan.parse(self.plan, self.steps or 1000)
 

@@ -17,6 +17,7 @@ from .options import (
     Commands,
     add_fillers_option,
     add_generation_options,
+    add_mask_option,
     add_model_options,
     limited,
     run_settings,
@@ -47,6 +48,7 @@ def add_parser(commands: Commands) -> None:
     _add_input_options(p)
     _add_blend_options(p)
     add_fillers_option(p)
+    add_mask_option(p)
     add_model_options(p)
     p.set_defaults(run=run)
 

@@ -31,6 +31,10 @@ def check_arguments(args: argparse.Namespace) -> None:
     _check_length(args)
     _check_gif_rate(args)
     _check_inputs(args)
+    if getattr(args, "mask", None) is not None:
+        from ..image_files import read_image
+
+        read_image(args.mask, "--mask", mode="L")
     if args.command == "transition":
         _check_branching(args)
     if args.command == "animate":

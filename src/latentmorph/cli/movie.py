@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError, LatentmorphError
-from .options import Commands, add_fillers_option, add_model_options, one_line, run_settings
+from .options import (
+    Commands,
+    add_fillers_option,
+    add_mask_option,
+    add_model_options,
+    one_line,
+    run_settings,
+)
 from .rendering import add_sheet_option
 
 
@@ -49,6 +56,7 @@ def add_parser(commands: Commands) -> None:
     )
     add_sheet_option(p)
     add_fillers_option(p)
+    add_mask_option(p)
     add_model_options(p)
     p.set_defaults(run=run)
 

@@ -156,10 +156,22 @@ def add_fillers_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_mask_option(parser: argparse.ArgumentParser) -> None:
+    """The --mask option: a region of the frame kept as the first image."""
+    parser.add_argument(
+        "--mask",
+        metavar="PATH",
+        default=None,
+        help="mask image (any size, stretched to the frame): black keeps the first image's "
+        "pixels in every frame, white may change, grey keeps them partly (default: none)",
+    )
+
+
 def run_settings(args: argparse.Namespace) -> dict[str, str]:
-    """`compile`, `vae_dtype` and `fillers` as far as the command line gives them (blending
-    settings)."""
+    """`compile`, `vae_dtype`, `fillers` and `mask` as far as the command line gives them
+    (blending settings)."""
     given = {"compile": args.compile, "vae_dtype": args.vae_dtype, "fillers": args.fillers}
+    given["mask"] = args.mask
     return {name: value for name, value in given.items() if value is not None}
 
 

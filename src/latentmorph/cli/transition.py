@@ -11,6 +11,7 @@ from .options import (
     Commands,
     add_fillers_option,
     add_generation_options,
+    add_mask_option,
     add_model_options,
     limited,
     run_settings,
@@ -126,6 +127,7 @@ def add_parser(commands: Commands) -> None:
     add_sheet_option(p)
     add_control_options(p, "control image of the --controlnet: one for both keyframes, or two")
     add_fillers_option(p)
+    add_mask_option(p)
     add_model_options(p)
     p.set_defaults(run=run)
 
