@@ -13,6 +13,7 @@ from ..choices import (
     CURVES,
 )
 from ..limits import BRANCHES, DURATION, FPS, FRACTION, NOISE, SEED, STEPS
+from .control import add_control_options, control_settings
 from .options import (
     Commands,
     add_fillers_option,
@@ -49,6 +50,12 @@ def add_parser(commands: Commands) -> None:
     _add_blend_options(p)
     add_fillers_option(p)
     add_mask_option(p)
+    add_control_options(
+        p,
+        "control image of the --controlnet (the same for every frame), or control video "
+        "(.mp4, .webm, .mov, .mkv, .avi, .m4v: its frame k guides frame k, its last frame held "
+        "past its end)",
+    )
     add_model_options(p)
     p.set_defaults(run=run)
 
@@ -266,6 +273,7 @@ def run(args: argparse.Namespace) -> None:
             depth_strength=args.depth_strength,
             prompt_weighting=args.prompt_weighting,
             max_batch=args.max_batch,
+            controlnet=control_settings(args, None),
             **run_settings(args),
         ),
         device=args.device,

@@ -48,11 +48,13 @@ def add_control_options(parser: argparse.ArgumentParser, images_help: str) -> No
     )
 
 
-def control_settings(args: argparse.Namespace, keyframes: int) -> list[dict[str, Any]]:
+def control_settings(args: argparse.Namespace, keyframes: int | None) -> list[dict[str, Any]]:
     """The `controlnet` setting the command line gives, its images checked (errors name the
     flags): one --control-image per --controlnet, each with one image for all `keyframes` or
-    one per keyframe."""
+    one per keyframe; with `keyframes` None (an animation), one image or video."""
+    from ..animation.control import is_video
     from ..image_files import read_image
+    from ..inputs import check_input_file
 
     nets = args.controlnet or []
     images = args.control_image or []
@@ -67,13 +69,21 @@ def control_settings(args: argparse.Namespace, keyframes: int) -> list[dict[str,
             "--control-image (with its images) per --controlnet"
         )
     for paths in images:
-        if len(paths) not in (1, keyframes):
+        if keyframes is None and len(paths) != 1:
+            raise InputError(
+                f"--control-image: {len(paths)} files given; give one control image or video "
+                "per --controlnet"
+            )
+        if keyframes is not None and len(paths) not in (1, keyframes):
             raise InputError(
                 f"--control-image: {len(paths)} images given; give one for all keyframes or one "
                 f"per keyframe ({keyframes})"
             )
         for path in paths:
-            read_image(path, "--control-image")
+            if keyframes is None and is_video(path):
+                check_input_file(path, "--control-image", "a control image or video")
+            else:
+                read_image(path, "--control-image")
     scales = _per_controlnet("--control-scale", args.control_scale, len(nets), 1.0)
     preprocess = _per_controlnet("--control-preprocess", args.control_preprocess, len(nets), "none")
     return [
