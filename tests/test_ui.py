@@ -400,3 +400,30 @@ def test_the_settings_panel_offers_the_placements():
         assert field.value == "adaptive"
     finally:
         app.close()
+
+
+def test_an_uploaded_image_is_a_keyframe_of_the_movie(models, session, form, tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (80, 64), (200, 40, 40)).save(photo)
+    shots = _shots(models, session, form, ("a blue square",))
+    shots = callbacks.add_image_keyframe(shots, str(photo), "a red wall", 1.0)[0]
+    assert shots[1].photo == str(photo) and shots[1].prompt == "a red wall"
+    assert callbacks.keyframe_views(shots, None)[2]["choices"][1][0] == (
+        "2. image photo.png: a red wall"
+    )
+    video, _, files, status = callbacks.render_transition(models, session, MODEL, shots, 0, 1, form)
+    assert count_frames_and_secs(video)[0] == 8
+    assert "keyframe image PSNR 2: " in status
+    project = yaml.safe_load(Path(files[1]).read_text())
+    assert project["keyframes"][1]["image"] == str(photo) and "psnr" in project["keyframes"][1]
+    saved = callbacks.save_movie(session, MODEL, shots, form)
+    loaded = callbacks.load_session(models, session, MODEL, saved)
+    assert [s.photo for s in loaded.shots] == [None, str(photo)]
+
+
+def test_an_image_keyframe_needs_an_upload_that_is_an_image(tmp_path):
+    with pytest.raises(gr.Error, match="no image yet; upload one first"):
+        callbacks.add_image_keyframe([], None, "", 1.0)
+    (tmp_path / "x.png").write_text("not an image")
+    with pytest.raises(gr.Error, match="image: .*x.png is not an image that can be read"):
+        callbacks.add_image_keyframe([], str(tmp_path / "x.png"), "", 1.0)

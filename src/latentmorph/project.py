@@ -22,6 +22,7 @@ from .checks import check_choice, check_device, check_keys, check_text, show
 from .choices import DTYPES
 from .control_inputs import check_control_count, control_paths, specs_from_folder
 from .errors import InputError, OutputError, ProjectFileError
+from .image_files import check_image
 from .inputs import free_name, read_text
 from .limits import SEED_LIMIT, check_duration, check_fps, check_length, check_seed
 from .movie.timing import keyframe_positions
@@ -30,16 +31,21 @@ from .output_files import StagedText, check_name_length, remove_output
 FORMAT_VERSION = 1
 PROJECT_KEYS = ("model", "fps", "duration", "device", "dtype", "settings", "keyframes")
 IGNORED_KEYS = ("latentmorph", "kind", "versions")
-KEYFRAME_KEYS = ("prompt", "seed", "duration")
+KEYFRAME_KEYS = ("prompt", "seed", "duration", "image")
+RECORDED_KEYFRAME_KEYS = ("psnr",)
+"""Keys a render writes into keyframes for the reader (measurements), ignored when read."""
 
 
 @dataclass
 class Keyframe:
-    """A prompt with its seed, and the time in seconds to the next keyframe."""
+    """A prompt with its seed, and the time in seconds to the next keyframe; with `image` (a
+    file), the keyframe is that image (see `BlendingEngine.begin`) and the prompt, which may be
+    empty, conditions the way to and from it."""
 
     prompt: str
     seed: int | None = None
     duration: float | None = None
+    image: str | None = None
 
 
 @dataclass
@@ -60,10 +66,14 @@ class Project:
         if len(self.keyframes) < 2:
             raise InputError(f"keyframes: {len(self.keyframes)} given; at least 2 are needed")
         for i, kf in enumerate(self.keyframes):
+            if kf.image is not None:
+                self.keyframes[i] = kf = _with_image_checked(kf, f"keyframes[{i}].image")
             if kf.prompt is not None:
                 check_text(f"keyframes[{i}].prompt", kf.prompt)
-            if kf.prompt is None or not kf.prompt.strip():
-                raise InputError(f"keyframes[{i}].prompt: missing; give a non-empty prompt")
+            if kf.image is None and (kf.prompt is None or not kf.prompt.strip()):
+                raise InputError(
+                    f"keyframes[{i}].prompt: missing; give a non-empty prompt or an image"
+                )
             if kf.seed is not None:
                 check_seed(kf.seed, f"keyframes[{i}].seed")
             if kf.duration is not None:
@@ -82,6 +92,7 @@ class Project:
     def inputs(self) -> list[tuple[str, Path]]:
         """The files it was read from, as (field, path) pairs: outputs never replace them."""
         files = [("project file", self.source), ("mask", self.settings.mask)]
+        files += [(f"keyframe {i + 1} image", kf.image) for i, kf in enumerate(self.keyframes)]
         found = [(name, Path(path)) for name, path in files if path is not None]
         return found + control_paths(self.settings.controlnet)
 
@@ -120,6 +131,8 @@ class Project:
         data["keyframes"] = []
         for i, kf in enumerate(self.keyframes):
             item: dict[str, Any] = {"prompt": kf.prompt, "seed": kf.seed}
+            if kf.image is not None:
+                item["image"] = kf.image
             if i < len(self.keyframes) - 1:
                 item["duration"] = self.durations[i]
             data["keyframes"].append(item)
@@ -142,8 +155,9 @@ class Project:
 
     @classmethod
     def from_dict(cls, data: Any, folder: Path | None = None) -> Project:
-        """The project described by plain data, with the paths of the mask and control images
-        taken relative to `folder` when given; raises InputError naming the field."""
+        """The project described by plain data, with the paths of the mask, keyframe images and
+        control images taken relative to `folder` when given; raises InputError naming the
+        field."""
         if not isinstance(data, dict):
             raise InputError("the file must hold a mapping with a 'keyframes' list")
         check_keys("", data, PROJECT_KEYS + IGNORED_KEYS)
@@ -161,8 +175,13 @@ class Project:
                 item = {"prompt": item}
             if not isinstance(item, dict):
                 raise InputError(f"keyframes[{i}]: give a mapping with a prompt")
-            check_keys(f"keyframes[{i}].", item, KEYFRAME_KEYS)
-            parsed.append(Keyframe(item.get("prompt"), item.get("seed"), item.get("duration")))
+            check_keys(f"keyframes[{i}].", item, KEYFRAME_KEYS + RECORDED_KEYFRAME_KEYS)
+            image = item.get("image")
+            if folder is not None and isinstance(image, str) and image:
+                image = str(folder / Path(image).expanduser())
+            parsed.append(
+                Keyframe(item.get("prompt"), item.get("seed"), item.get("duration"), image)
+            )
         settings = data.get("settings") or {}
         if not isinstance(settings, dict):
             raise InputError("settings: give a mapping of setting names to values")
@@ -174,6 +193,14 @@ class Project:
             settings = {**settings, "controlnet": specs_from_folder(settings["controlnet"], folder)}
         options = {k: data[k] for k in PROJECT_KEYS[:5] if data.get(k) is not None}
         return cls(keyframes=parsed, settings=BlendSettings(**settings), **options)
+
+
+def _with_image_checked(keyframe: Keyframe, field: str) -> Keyframe:
+    """The keyframe with its image's path made absolute once the file's header shows an image
+    of allowed size (its prompt "" when none is given)."""
+    path = check_text(field, os.fspath(keyframe.image), empty=False)
+    path = os.path.abspath(check_image(os.path.expanduser(path), field))
+    return dataclasses.replace(keyframe, image=path, prompt=keyframe.prompt or "")
 
 
 MAX_NESTING = 64

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -18,6 +18,7 @@ from .blending.sheet import TreeOutline, check_sheet_path, outline, write_sheet
 from .blending.tree import Branch, TransitionTree
 from .control_inputs import ControlImages
 from .errors import InputError
+from .keyframe_images import KeyframeImages
 from .models.adapter import Conditioning, DiffusionAdapter
 from .models.loading import load_pipeline
 from .movie.distributed import WorkerModel, import_ray, on_ray
@@ -45,14 +46,22 @@ class Summary:
     seconds: float
     sheet: Path | None = None
     resumed: int = 0
+    keyframe_psnr: dict[int, float] = field(default_factory=dict)
+    """PSNR in dB of each keyframe given as an image against that image, by keyframe index."""
+
+    def psnr_text(self) -> str:
+        """The keyframe images' PSNR: `keyframe image PSNR 1: 36.0 dB, 2: 12.1 dB`."""
+        psnr = ", ".join(f"{i + 1}: {v:.1f} dB" for i, v in self.keyframe_psnr.items())
+        return f"keyframe image PSNR {psnr}"
 
     def line(self) -> str:
         sheet = f", sheet: {self.sheet}" if self.sheet is not None else ""
         resumed = f", segments from parts: {self.resumed}" if self.resumed else ""
+        psnr = f", {self.psnr_text()}" if self.keyframe_psnr else ""
         return (
             f"{self.images} images computed, {self.unet_calls} UNet steps "
             f"({self.image_steps} image-steps), {self.frames} frames in {self.seconds:.1f} s "
-            f"-> {self.output} (project: {self.project_file}{sheet}{resumed})"
+            f"-> {self.output} (project: {self.project_file}{sheet}{resumed}{psnr})"
         )
 
 
@@ -69,9 +78,13 @@ class MovieRenderer:
         self.project = project.with_seeds()
         self.positions = keyframe_positions(self.project.durations, self.project.fps)
         self.control = ControlImages.read(project.settings.controlnet, len(project.keyframes))
+        self.images = KeyframeImages.read(self.project.keyframes)
         self.model = model or load_pipeline(project.model, project.device, project.dtype)
-        settings, self.notices = project.settings.resolve(self.model, project.segment_frames)
+        settings, self.notices = self.images.sized(project.settings, self.model).resolve(
+            self.model, project.segment_frames
+        )
         self.notices = list(self.model.notices) + self.notices
+        self.notices += self.images.fit(settings.width, settings.height)
         self.notices += self.control.prepare(self.model, settings.width, settings.height)
         self.settings = settings
         self._bar = tqdm(desc="diffusion", unit="step", disable=not progress, leave=False)
@@ -100,7 +113,10 @@ class MovieRenderer:
             self._conds = self.control.conditioned(
                 self.model, self.engine.encode([kf.prompt for kf in kfs])
             )
-            self._beginning = self.engine.begin(self._conds, [kf.seed for kf in kfs], segments)
+            self._beginning = self.engine.begin(
+                self._conds, [kf.seed for kf in kfs], segments, self.images.latents(self.model)
+            )
+            self.images.measure(self._beginning.keyframes)
             self._set_total(self.plan, count)
         return self._beginning.keyframes
 
@@ -115,6 +131,7 @@ class MovieRenderer:
         """Sets the diffusion bar's total: the keyframes' steps, and the plan's for `segments`
         if known."""
         extra = plan.branch_steps(0) * segments if plan is not None else 0
+        extra += self.images.steps(self.settings.steps)
         self._bar.total = len(self.project.keyframes) * self.settings.steps + extra
         self._bar.refresh()
 
@@ -155,7 +172,10 @@ class MovieRenderer:
         return segment_key(
             self.model.name,
             str(self.model.dtype),
-            [(kf.prompt, kf.seed) for kf in kfs[first : segment + 2]],
+            [
+                (kf.prompt, kf.seed, self.images.digests.get(i))
+                for i, kf in enumerate(kfs[first : segment + 2], start=first)
+            ],
             settings,
         )
 
@@ -176,6 +196,14 @@ class MovieRenderer:
         elif self.plan is not None:
             settings = settings.replace(plan=None, branches=2, time_budget=None)
         return dataclasses.replace(self.project, settings=settings, model=self.model.name)
+
+    def recorded_data(self) -> dict:
+        """The project file's data: the recorded project, with the PSNR of each keyframe given
+        as an image (when computed in this render)."""
+        data = self.recorded_project().to_dict()
+        for i, value in self.images.psnr.items():
+            data["keyframes"][i]["psnr"] = round(value, 2)
+        return data
 
     def write(
         self,
@@ -212,7 +240,7 @@ class MovieRenderer:
                     bar.update()
                 if sheet is not None:
                     outlines.append(outline(tree))
-            project_file.stage(self.recorded_project().to_dict())
+            project_file.stage(self.recorded_data())
         self._bar.close()
         if sheet is not None:
             write_sheet(outlines, self.settings.steps, sheet)
@@ -229,6 +257,7 @@ class MovieRenderer:
             seconds=time.perf_counter() - self.started,
             sheet=sheet,
             resumed=self.resumed,
+            keyframe_psnr=dict(self.images.psnr),
         )
 
 

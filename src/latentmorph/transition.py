@@ -26,6 +26,9 @@ class Transition:
     keyframe_crossfeed, parental_crossfeed, batched, max_batch, distance, mask, controlnet);
     unset ones take the model family's defaults.
     `seeds` left out are drawn at random and recorded in `seeds` after rendering.
+    `images` (two image paths, either None) makes a keyframe that image: the transition starts
+    or ends on it as closely as the model reproduces it (`psnr` after rendering), and its prompt,
+    which may then be "", conditions the way there.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class Transition:
         prompt_b: str,
         *,
         seeds: tuple[int, int] | None = None,
+        images: tuple[str | Path | None, str | Path | None] = (None, None),
         size: tuple[int, int] | None = None,
         progress: bool = True,
         **settings,
@@ -43,10 +47,16 @@ class Transition:
         if seeds is not None and len(seeds) != 2:
             raise InputError(f"seeds: {seeds!r} is not allowed; give two seeds")
         seed_a, seed_b = seeds or (None, None)
+        if len(images) != 2:
+            raise InputError(f"images: {images!r} is not allowed; give two paths (or None)")
+        image_a, image_b = (None if i is None else str(i) for i in images)
         if size is not None:
             settings["width"], settings["height"] = size
         self.project = Project(
-            keyframes=[Keyframe(prompt_a, seed_a), Keyframe(prompt_b, seed_b)],
+            keyframes=[
+                Keyframe(prompt_a, seed_a, image=image_a),
+                Keyframe(prompt_b, seed_b, image=image_b),
+            ],
             model=self.model.name,
             settings=BlendSettings(**settings),
         )
@@ -61,6 +71,12 @@ class Transition:
             return None
         a, b = self._renderer.project.keyframes
         return a.seed, b.seed
+
+    @property
+    def psnr(self) -> dict[int, float]:
+        """PSNR in dB of each keyframe given as an image (0: the first, 1: the last) against
+        that image, once rendered."""
+        return dict(self._renderer.images.psnr) if self._renderer is not None else {}
 
     def render(self) -> list[Image.Image]:
         """The computed images in transition order: keyframe 1 first, keyframe 2 last."""

@@ -18,6 +18,7 @@ from ..models.adapter import Conditioning, DiffusionAdapter
 from ..models.device import is_out_of_memory, release_memory
 from ..pixels import to_images
 from .distance import Distance, get_distance
+from .inversion import invert
 from .kept_region import kept_region
 from .placement import Picks, get_placement
 from .plan import BranchingPlan, Level, plan_for_budget
@@ -25,6 +26,8 @@ from .settings import BlendSettings
 from .tree import Branch, TransitionTree
 
 Progress = Callable[[int], None]
+Pinned = dict[int, list[torch.Tensor]]
+"""Trajectories of keyframes given as images, by keyframe index (see `BlendingEngine.invert`)."""
 MAX_BATCH = 1 << 16
 # segments of a movie grown together hold about this many images and their trajectories
 WINDOW_IMAGES = 64
@@ -100,20 +103,28 @@ class BlendingEngine:
         cond = self.model.encode(prompts, s.negative_prompt, s.prompt_weighting)
         return [cond[i] for i in range(len(prompts))]
 
-    def keyframes(self, conds: Sequence[Conditioning], seeds: Sequence[int]) -> list[Branch]:
+    def keyframes(
+        self,
+        conds: Sequence[Conditioning],
+        seeds: Sequence[int],
+        pinned: Pinned | None = None,
+    ) -> list[Branch]:
         """Full trajectories of the keyframes; with keyframe crossfeed each one is pulled toward
-        the one before it (within a batch the pull is applied row by row, in order)."""
+        the one before it (within a batch the pull is applied row by row, in order). Keyframes
+        in `pinned` follow the trajectories given there and end at their last latents."""
         s = self.settings
         started = time.perf_counter()
         noise = self.model.noise(seeds, s.width, s.height, s.steps)
         crossfeed = s.keyframe_crossfeed
         coefficients = crossfeed.keyframe_coefficients(s.steps) if crossfeed.active else None
+        pinned = pinned or {}
         trajectories: list[list[torch.Tensor]] = []
 
         def run(rows: range) -> None:
-            hook = None
-            if coefficients is not None:
-                hook = self._keyframe_hook(coefficients, trajectories[-1] if trajectories else None)
+            batch_pinned = {j - rows.start: pinned[j] for j in rows if j in pinned}
+            hook = self._keyframe_hook(
+                coefficients, trajectories[-1] if trajectories else None, batch_pinned
+            )
             hook = self._holding(hook, trajectories[0] if trajectories else None)
             batch = self._denoise(
                 noise[rows.start : rows.stop],
@@ -122,6 +133,7 @@ class BlendingEngine:
                 [s.guidance_scale] * len(rows),
                 hook,
             )
+            batch[-1] = _pin_final(batch[-1], batch_pinned)
             trajectories.extend([x[j : j + 1] for x in batch] for j in range(len(rows)))
 
         self._in_batches(len(seeds), run)
@@ -144,9 +156,11 @@ class BlendingEngine:
         conds: Sequence[Conditioning],
         seeds: Sequence[int],
         segments: Sequence[int] | None = None,
+        images: dict[int, torch.Tensor] | None = None,
     ) -> Beginning:
         """The keyframes and the branching plan, ready for `transitions` of `segments` (segment
-        indices; default: all).
+        indices; default: all). Keyframes given as `images` (clean latents by keyframe index)
+        follow the trajectories `invert` finds for them and end at those latents.
 
         The first round of the first level needs no distances (each segment is one gap), so when
         the plan is known beforehand (no time budget) it runs in the keyframes' batch from its
@@ -155,13 +169,29 @@ class BlendingEngine:
         s = self.settings
         count = len(seeds) - 1
         segments = range(count) if segments is None else segments
+        pinned = self.invert(images, conds) if images else {}
         if s.time_budget is None and s.batched and segments:
             plan = s.branching_plan()
             if plan.levels:
-                beginning = self._begin_with_first_level(conds, seeds, plan, segments)
+                beginning = self._begin_with_first_level(conds, seeds, plan, segments, pinned)
                 if beginning is not None:
                     return beginning
-        return Beginning(self.keyframes(conds, seeds), self._plan(max(count, 1)))
+        return Beginning(self.keyframes(conds, seeds, pinned), self._plan(max(count, 1)))
+
+    def invert(self, images: dict[int, torch.Tensor], conds: Sequence[Conditioning]) -> Pinned:
+        """Trajectories ending at the clean latents of keyframes given as images (by keyframe
+        index), with the keyframes' conditioning and guidance, all in one batch (see
+        `blending.inversion`)."""
+        indices = sorted(images)
+        cond = Conditioning.cat([conds[i] for i in indices])
+        guidance = [self.settings.guidance_scale] * len(indices)
+
+        def step(latents: torch.Tensor, i: int) -> torch.Tensor:
+            return self._denoise(latents, cond, i, guidance, None, stop=i + 1)[-1]
+
+        clean = torch.cat([images[i] for i in indices])
+        trajectory = invert(clean, self.settings.steps, step)
+        return {i: [x[j : j + 1] for x in trajectory] for j, i in enumerate(indices)}
 
     def _begin_with_first_level(
         self,
@@ -169,6 +199,7 @@ class BlendingEngine:
         seeds: Sequence[int],
         plan: BranchingPlan,
         segments: Sequence[int],
+        pinned: Pinned,
     ) -> Beginning | None:
         """The beginning with the first round of the first level grown in the keyframes' batch;
         None when that batch is over the limit or the device runs out of memory (the limit is
@@ -181,7 +212,7 @@ class BlendingEngine:
         self._reported = 0
         try:
             keyframes, first_level = self._keyframes_with_first_level(
-                conds, seeds, plan.levels[0].start, fractions, segments
+                conds, seeds, plan.levels[0].start, fractions, segments, pinned
             )
             return Beginning(keyframes, plan, first_level)
         except RuntimeError as error:
@@ -198,9 +229,11 @@ class BlendingEngine:
         start: int,
         segment_fractions: list[float],
         segments: Sequence[int],
+        pinned: Pinned,
     ) -> tuple[list[Branch], dict[int, list[Branch]]]:
-        """The keyframes, and first-level branches at `segment_fractions` of each of `segments`
-        (without parents), computed in one batch from injection step `start` on."""
+        """The keyframes (those in `pinned` following their trajectories), and first-level
+        branches at `segment_fractions` of each of `segments` (without parents), computed in one
+        batch from injection step `start` on."""
         s = self.settings
         count, keys = len(segment_fractions), len(seeds)
         fractions = segment_fractions * len(segments)
@@ -208,9 +241,8 @@ class BlendingEngine:
         mix = torch.tensor(fractions, device=self.model.device)
         children = [conds[i].lerp(conds[i + 1], f) for i, f in zip(left.tolist(), fractions)]
         crossfeed = s.keyframe_crossfeed
-        keyframe_hook = None
-        if crossfeed.active:
-            keyframe_hook = self._keyframe_hook(crossfeed.keyframe_coefficients(s.steps), None)
+        coefficients = crossfeed.keyframe_coefficients(s.steps) if crossfeed.active else None
+        keyframe_hook = self._keyframe_hook(coefficients, None, pinned)
         parental = s.parental_crossfeed.parental_coefficients(s.steps, start)
 
         def between(rows: torch.Tensor) -> torch.Tensor:
@@ -240,6 +272,7 @@ class BlendingEngine:
             guidance + [s.guidance_at(f) for f in fractions],
             self._holding(hook, None),
         )
+        tail[-1] = _pin_final(tail[-1], pinned)
         pixels, images = self._decode_in_batches(tail[-1])
         keyframes = [
             Branch(
@@ -466,18 +499,25 @@ class BlendingEngine:
         return hook if self.kept is None else self.kept.hook(hook, first)
 
     @staticmethod
-    def _keyframe_hook(coefficients, previous: list[torch.Tensor] | None):
-        """Before each step, slerp every keyframe in the batch toward the one before it (the
-        first one toward `previous`, the trajectory of the keyframe before the batch, if any)."""
+    def _keyframe_hook(coefficients, previous: list[torch.Tensor] | None, pinned: Pinned):
+        """Before each step, set the `pinned` rows of the batch to their trajectories and, with
+        crossfeed `coefficients`, slerp every other keyframe toward the one before it (the
+        first one toward `previous`, the trajectory of the keyframe before the batch, if any).
+        None when there is nothing to do."""
+        if coefficients is None and not pinned:
+            return None
 
         def hook(step: int, latents: torch.Tensor) -> torch.Tensor:
-            c = float(coefficients[step])
-            if step == 0 or c <= 0:
+            c = float(coefficients[step]) if coefficients is not None else 0.0
+            pull = step > 0 and c > 0
+            if not pull and not pinned:
                 return latents
             target = previous[step] if previous is not None else None
             rows = []
-            for row in latents.split(1):
-                if target is not None:
+            for j, row in enumerate(latents.split(1)):
+                if j in pinned:
+                    row = pinned[j][step]
+                elif pull and target is not None:
                     row = slerp(row, target, c)
                 rows.append(row)
                 target = row
@@ -538,11 +578,13 @@ class BlendingEngine:
         if self.progress is not None:
             self.progress(images)
 
-    def _denoise(self, latents, cond, start, guidance, hook, stop=None) -> list[torch.Tensor]:
+    def _denoise(
+        self, latents, cond, start, guidance, hook, stop=None, tile=None
+    ) -> list[torch.Tensor]:
         steps = self.settings.steps
         stop = steps if stop is None else stop
         trajectory = self.model.denoise(
-            latents, cond, steps, start, stop, torch.tensor(guidance), hook, self._report
+            latents, cond, steps, start, stop, torch.tensor(guidance), hook, self._report, tile
         )
         self.stats.unet_calls += stop - start
         self.stats.image_steps += (stop - start) * latents.shape[0]
@@ -562,6 +604,16 @@ class BlendingEngine:
             lambda rows: parts.append(self._decode(latents[rows.start : rows.stop])),
         )
         return torch.cat([p for p, _ in parts]), [i for _, images in parts for i in images]
+
+
+def _pin_final(latents: torch.Tensor, pinned: Pinned) -> torch.Tensor:
+    """Final latents of a batch with the `pinned` rows set to their trajectories' ends."""
+    if not pinned:
+        return latents
+    latents = latents.clone()
+    for row, trajectory in pinned.items():
+        latents[row : row + 1] = trajectory[-1]
+    return latents
 
 
 def segment_windows(segments: Sequence[int], plan: BranchingPlan) -> list[list[int]]:

@@ -45,13 +45,15 @@ def check_arguments(args: argparse.Namespace) -> None:
             check_input_file(args.init_video, "--init-video", "a video file")
 
 
-FIELD = re.compile(r"([a-z_][a-z_.]*|keyframes\[[01]\]\.(?:prompt|seed))(?=: )")
+FIELD = re.compile(r"([a-z_][a-z_.]*|keyframes\[[01]\]\.(?:prompt|seed|image))(?=: )")
 """The setting an error message starts with: `depth_strength: ...`, `keyframes[0].seed: ...`."""
 KEYFRAME_FLAGS = {
     "keyframes[0].prompt": "prompt_a",
     "keyframes[1].prompt": "prompt_b",
     "keyframes[0].seed": "--seeds",
     "keyframes[1].seed": "--seeds",
+    "keyframes[0].image": "prompt_a",
+    "keyframes[1].image": "prompt_b",
 }
 """The transition's two keyframes as the command line gives them."""
 

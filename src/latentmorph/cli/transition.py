@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..choices import DISTANCES, PLACEMENTS, QUALITIES
+from ..errors import InputError
+from ..inputs import IMAGE_SUFFIXES, is_image_name
 from ..limits import BRANCHES, DURATION, FPS, FRACTION, GUIDANCE, SEED, TIME_BUDGET
 from .control import add_control_options, control_settings
 from .options import (
@@ -28,8 +30,19 @@ def add_parser(commands: Commands) -> None:
         description="Make a latent-blending transition video between two prompts. "
         "Unset options take the model's defaults.",
     )
-    p.add_argument("prompt_a", help="prompt of the first keyframe")
-    p.add_argument("prompt_b", help="prompt of the last keyframe")
+    p.add_argument(
+        "prompt_a",
+        help="prompt of the first keyframe, or an image file (a name ending in "
+        f"{', '.join(IMAGE_SUFFIXES)}) to start from",
+    )
+    p.add_argument("prompt_b", help="prompt of the last keyframe, or an image file to end on")
+    p.add_argument(
+        "--prompts",
+        nargs="+",
+        metavar="PROMPT",
+        help="prompts of the keyframes given as image files, one per image, in order "
+        '(default: "", no prompt)',
+    )
     p.add_argument(
         "-o",
         "--output",
@@ -135,10 +148,11 @@ def add_parser(commands: Commands) -> None:
 def run(args: argparse.Namespace) -> None:
     """Renders the transition and saves its project file."""
     from ..blending.settings import BlendSettings
-    from ..project import Keyframe, Project
+    from ..project import Project
     from .rendering import render_movie
 
     seeds = args.seeds or (None, None)
+    keyframes = _keyframes(args.prompt_a, args.prompt_b, args.prompts, seeds)
     settings = BlendSettings(
         steps=args.steps,
         branches=args.branches,
@@ -162,7 +176,7 @@ def run(args: argparse.Namespace) -> None:
         **run_settings(args),
     )
     project = Project(
-        keyframes=[Keyframe(args.prompt_a, seeds[0]), Keyframe(args.prompt_b, seeds[1])],
+        keyframes=keyframes,
         model=args.model,
         fps=args.fps,
         duration=args.duration,
@@ -171,3 +185,23 @@ def run(args: argparse.Namespace) -> None:
         dtype=args.dtype,
     )
     render_movie(project, args.output, args)
+
+
+def _keyframes(
+    first: str, last: str, prompts: list[str] | None, seeds: tuple[int | None, int | None]
+) -> list:
+    """The two keyframes: a text is a prompt; a name ending in an image suffix is an image,
+    prompted by the next of `prompts` ("" when none are given)."""
+    from ..project import Keyframe
+
+    images = [text for text in (first, last) if is_image_name(text)]
+    if prompts is not None and len(prompts) != len(images):
+        raise InputError(
+            f"--prompts: {len(prompts)} given; give one prompt per keyframe given as an image "
+            f"({len(images)})"
+        )
+    given = iter(prompts or [""] * len(images))
+    return [
+        Keyframe(next(given), seed, image=text) if is_image_name(text) else Keyframe(text, seed)
+        for text, seed in zip((first, last), seeds, strict=True)
+    ]

@@ -133,6 +133,13 @@ def build_app(
             callbacks.add_keyframe, [shots, candidates, picked, kf["seconds"]], views, **light
         )
 
+        kf["add_photo"].click(
+            callbacks.add_image_keyframe,
+            [shots, kf["photo"], kf["prompt"], kf["seconds"]],
+            views,
+            **light,
+        )
+
         def on_select(chosen, evt: gr.SelectData):
             return callbacks.select_keyframe(chosen, evt.index)
 
@@ -379,6 +386,16 @@ def _keyframes_tab(form: Form) -> dict[str, Any]:
             elem_id="seconds",
         )
         c["add"] = gr.Button("Add to movie", elem_id="add-keyframe")
+    with gr.Accordion("A keyframe from an image", open=False), gr.Row(equal_height=True):
+        c["photo"] = gr.Image(
+            label="Image (the movie passes through it; the prompt above, which may be empty, "
+            "guides the way to and from it)",
+            type="filepath",
+            sources=["upload"],
+            elem_id="photo",
+            scale=2,
+        )
+        c["add_photo"] = gr.Button("Add image to movie", elem_id="add-photo")
     c["gallery"] = gr.Gallery(
         label="Movie keyframes (click one to move, delete or edit it)",
         columns=6,

@@ -17,6 +17,7 @@ import gradio as gr
 
 from ..animation.settings import Animation
 from ..errors import InputError, LatentmorphError
+from ..image_files import check_image
 from ..project import Project, save_project_data
 from ..project_files import load_project
 from . import forms, keyframes, rendering, workspace
@@ -128,6 +129,20 @@ def add_keyframe(
     return keyframe_views(result, len(result) - 1)
 
 
+def add_image_keyframe(
+    shots: list[Shot], photo: str | None, prompt: str | None, seconds: float
+) -> Views:
+    """Adds an uploaded image as a keyframe at the end of the movie; the prompt (may be empty)
+    conditions the way to and from it."""
+    with user_errors():
+        if not photo:
+            raise InputError("no image yet; upload one first")
+        check_image(photo, "image")
+        shot = Shot((prompt or "").strip(), 0, keyframes.check_duration(seconds), photo, photo)
+        result = keyframes.added(shots, shot)
+    return keyframe_views(result, len(result) - 1)
+
+
 def select_keyframe(shots: list[Shot], index: int | None) -> Views:
     """Selects a keyframe for moving, deleting or editing."""
     return keyframe_views(shots, index)
@@ -162,11 +177,14 @@ def edit_keyframe(
     with user_errors():
         index = keyframes.check_index(shots, index)
         prompt = (prompt or "").strip()
-        if not prompt:
+        photo = shots[index].photo
+        if not prompt and photo is None:
             raise InputError("prompt: missing; give the keyframe a prompt")
         seed = keyframes.check_seed(seed)
         changes: dict[str, Any] = {"duration": keyframes.check_duration(seconds)}
-        if (prompt, seed) != (shots[index].prompt, shots[index].seed):
+        if photo is not None:  # the keyframe is its image, whatever the prompt and seed
+            changes.update(prompt=prompt, seed=seed)
+        elif (prompt, seed) != (shots[index].prompt, shots[index].seed):
             image = rendering.keyframe_images(
                 models.get(model), [prompt], [seed], forms.blend_settings(form)
             )[0]
@@ -203,6 +221,8 @@ def _render(models: ModelCache, session: str, model: str, stem: str, render) -> 
     status = (
         f"**Done:** {summary.frames} frames in {summary.seconds:.1f} s ({summary.images} images)"
     )
+    if summary.keyframe_psnr:
+        status += f"; {summary.psnr_text()}"
     return str(summary.output), [str(summary.output), str(summary.project_file)], status
 
 
@@ -378,16 +398,24 @@ def _loaded_movie(
 ) -> LoadedSession:
     project = project.with_seeds()
     settings = project.settings
-    images = rendering.keyframe_images(
-        models.get(loaded.model),
-        [k.prompt for k in project.keyframes],
-        [k.seed for k in project.keyframes],
-        settings,
+    prompted = [k for k in project.keyframes if k.image is None]
+    images = iter(
+        rendering.keyframe_images(
+            models.get(loaded.model),
+            [k.prompt for k in prompted],
+            [k.seed for k in prompted],
+            settings,
+        )
+        if prompted
+        else []
     )
     durations = [*project.durations, project.duration]
-    for kf, image, seconds in zip(project.keyframes, images, durations):
+    for kf, seconds in zip(project.keyframes, durations):
+        if kf.image is not None:
+            loaded.shots.append(Shot(kf.prompt, kf.seed, seconds, kf.image, kf.image))
+            continue
         path = workspace.unique_path(session, f"keyframe-{kf.seed}", ".png")
-        image.save(path)
+        next(images).save(path)
         loaded.shots.append(Shot(kf.prompt, kf.seed, seconds, str(path)))
     loaded.kind = "movie"
     loaded.form = {

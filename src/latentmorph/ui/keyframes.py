@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import InputError
 from ..project import SEED_LIMIT, Keyframe
@@ -13,16 +14,18 @@ DEFAULT_SECONDS = 3.0
 
 @dataclass(frozen=True)
 class Shot:
-    """A keyframe of the movie: prompt, seed, seconds to the next keyframe and its image file."""
+    """A keyframe of the movie: prompt, seed, seconds to the next keyframe and its image file;
+    `photo`: the image file the keyframe is, when it was given as an image."""
 
     prompt: str
     seed: int
     duration: float
     image: str
+    photo: str | None = None
 
     def keyframe(self) -> Keyframe:
         """The project keyframe of this shot."""
-        return Keyframe(self.prompt, self.seed, self.duration)
+        return Keyframe(self.prompt, self.seed, self.duration, image=self.photo)
 
 
 def check_seed(seed: float | int | None) -> int:
@@ -78,6 +81,9 @@ def label(index: int, shot: Shot, last: bool) -> str:
     """The caption of a keyframe in the gallery and the pickers."""
     timing = "" if last else f", {shot.duration:g} s"
     prompt = shot.prompt if len(shot.prompt) <= 40 else shot.prompt[:39] + "…"
+    if shot.photo is not None:
+        prompt = f": {prompt}" if prompt else ""
+        return f"{index + 1}. image {Path(shot.photo).name}{prompt}{timing}"
     return f"{index + 1}. {prompt} (seed {shot.seed}{timing})"
 
 
