@@ -17,7 +17,9 @@ from latentmorph.blending.engine import BlendingEngine
 from latentmorph.blending.kept_region import KeptRegion
 from latentmorph.blending.settings import BlendSettings
 from latentmorph.cli import main
-from latentmorph.models.loading import load_pipeline
+from latentmorph.errors import ModelLoadError
+from latentmorph.models.loading import adapter_for, load_pipeline
+from latentmorph.models.tiny import tiny_sd_pipeline
 from latentmorph.project import Project
 from latentmorph.project_files import load_project
 
@@ -255,3 +257,10 @@ def test_mask_paths_in_project_files_are_relative_to_the_file(tmp_path):
     assert animation.blend.mask == str(folder / "m.png")
     assert ("mask", folder / "m.png") in animation.inputs()
     assert Animation.from_dict(animation.to_dict()).blend.mask == str(folder / "m.png")
+
+
+def test_an_inpainting_model_is_refused_in_one_line():
+    pipe = tiny_sd_pipeline()
+    pipe.unet.register_to_config(in_channels=9)
+    with pytest.raises(ModelLoadError, match=r"^model tiny: an inpainting model \(its UNet takes"):
+        adapter_for(pipe, name="tiny")

@@ -141,6 +141,13 @@ def adapter_for(pipe, defaults: FamilyDefaults | None = None, name: str = "") ->
             f"model {name or ''}: pipeline class {type(pipe).__name__} is not supported; "
             "use a Stable Diffusion 1.x/2.x, SDXL, SD3/3.5 or FLUX.1 text-to-image model"
         )
+    unet = getattr(pipe, "unet", None)
+    if unet is not None and unet.config.in_channels != pipe.vae.config.latent_channels:
+        raise ModelLoadError(
+            f"model {name or ''}: an inpainting model (its UNet takes {unet.config.in_channels} "
+            "input channels: latents, mask and masked image) is not supported; use a "
+            "text-to-image model, with --mask to keep a region still"
+        )
     if defaults is None:
         defaults = _folder_defaults(pipe) or _native_size_defaults(pipe, family_defaults)
     return cls(pipe, defaults, name)
