@@ -10,6 +10,7 @@ import torch
 import yaml
 from PIL import Image
 
+from latentmorph import Transition
 from latentmorph.animation.render import AnimationRenderer
 from latentmorph.animation.schedules import parse_prompt_schedule
 from latentmorph.animation.settings import Animation
@@ -264,3 +265,23 @@ def test_an_inpainting_model_is_refused_in_one_line():
     pipe.unet.register_to_config(in_channels=9)
     with pytest.raises(ModelLoadError, match=r"^model tiny: an inpainting model \(its UNet takes"):
         adapter_for(pipe, name="tiny")
+
+
+def test_an_image_keyframe_1_is_the_kept_region(demo, tmp_path):
+    photo = Image.new("RGB", (SIZE, SIZE), (200, 40, 40))
+    photo.paste((20, 20, 220), (0, 0, 30, SIZE))
+    photo.save(tmp_path / "photo.png")
+    images = (tmp_path / "photo.png", None)
+    mask = str(draw_mask(tmp_path / "mask.png"))
+    transition = Transition(
+        demo, "", PROMPTS[1], seeds=(1, 2), images=images, branches=6, mask=mask, progress=False
+    )
+    frames = [np.asarray(i, dtype=np.int16) for i in transition.render()]
+    assert max(int(np.abs(f - frames[0])[:, :KEPT].max()) for f in frames) == 0
+    first, *others = transition.tree.branches
+    cells = KEPT // demo.size_multiple
+    for branch in others:
+        for step in range(branch.start, demo.defaults.steps):
+            torch.testing.assert_close(
+                branch.at(step)[..., :cells], first.at(step)[..., :cells], rtol=0, atol=1e-5
+            )
