@@ -208,6 +208,22 @@ def test_a_per_keyframe_control_image_blends_along_the_transition(sdxl_with_net,
         assert min(np.abs(row - expected).max() for row in seen) < 1e-6
 
 
+def test_parts_keys_follow_the_control_images_content(sdxl_with_net, tmp_path):
+    from latentmorph.project import Keyframe, Project
+    from latentmorph.render import MovieRenderer
+
+    model, folder = sdxl_with_net
+    _pattern(1).save(tmp_path / "c.png")
+    spec = {"model": str(folder / "net"), "images": [str(tmp_path / "c.png")]}
+    project = Project(
+        [Keyframe("a", 1), Keyframe("b", 2)], settings=BlendSettings(controlnet=[spec])
+    )
+    first = MovieRenderer(project, model, progress=False).segment_key(0)
+    assert MovieRenderer(project, model, progress=False).segment_key(0) == first
+    _pattern(2).save(tmp_path / "c.png")
+    assert MovieRenderer(project, model, progress=False).segment_key(0) != first
+
+
 def test_canny_gives_white_edges_on_black():
     edges = np.asarray(canny_edges(_square()))
     assert edges.shape == (80, 96, 3) and set(np.unique(edges)) == {0, 255}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,11 +156,13 @@ def _absolute(path: str) -> str:
 
 @dataclass
 class ControlImages:
-    """The control images of each ControlNet, one per keyframe, as read (not yet fitted)."""
+    """The control images of each ControlNet, one per keyframe, as read (not yet fitted), and
+    the SHA-256 of all their files' contents (`digest`)."""
 
     specs: tuple[ControlSpec, ...]
     images: list[list[Image.Image]]
     names: list[list[str]]
+    digest: str = ""
 
     @classmethod
     def read(cls, specs: Sequence[ControlSpec], keyframes: int) -> ControlImages:
@@ -167,15 +170,18 @@ class ControlImages:
         image stands for every keyframe."""
         check_control_count(specs, keyframes)
         images, names = [], []
+        digest = hashlib.sha256()
         for i, spec in enumerate(specs):
             read = [
                 read_image(path, f"controlnet[{i}].images[{j}]")
                 for j, path in enumerate(spec.images)
             ]
+            for path in spec.images:
+                digest.update(Path(path).read_bytes())
             images.append(read * keyframes if len(read) == 1 else read)
             shown = list(spec.images)
             names.append(shown * keyframes if len(shown) == 1 else shown)
-        return cls(tuple(specs), images, names)
+        return cls(tuple(specs), images, names, digest.hexdigest())
 
     def prepare(self, model: DiffusionAdapter, width: int, height: int) -> list[str]:
         """Loads the ControlNets into `model` (none: the model runs without) and fits the

@@ -169,6 +169,8 @@ class MovieRenderer:
         settings = self.settings.as_dict()
         if self.engine.kept is not None:
             settings["mask"] = self.engine.kept.digest
+        if self.control.specs:
+            settings["control_images"] = self.control.digest
         return segment_key(
             self.model.name,
             str(self.model.dtype),
