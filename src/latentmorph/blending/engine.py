@@ -578,13 +578,11 @@ class BlendingEngine:
         if self.progress is not None:
             self.progress(images)
 
-    def _denoise(
-        self, latents, cond, start, guidance, hook, stop=None, tile=None
-    ) -> list[torch.Tensor]:
+    def _denoise(self, latents, cond, start, guidance, hook, stop=None) -> list[torch.Tensor]:
         steps = self.settings.steps
         stop = steps if stop is None else stop
         trajectory = self.model.denoise(
-            latents, cond, steps, start, stop, torch.tensor(guidance), hook, self._report, tile
+            latents, cond, steps, start, stop, torch.tensor(guidance), hook, self._report
         )
         self.stats.unet_calls += stop - start
         self.stats.image_steps += (stop - start) * latents.shape[0]
