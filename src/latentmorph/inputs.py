@@ -51,6 +51,15 @@ def read_text(path: str | Path, what: str = "file") -> str:
         ) from None
 
 
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v")
+"""Control files with these endings are read as videos; any other as an image."""
+
+
+def is_video(path: str | Path) -> bool:
+    """Whether a control file is read as a video (by its ending)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
 def is_image_name(text: str) -> bool:
     """Whether a keyframe given as text names an image file (ends in an image suffix)."""
     return text.strip().lower().endswith(IMAGE_SUFFIXES)

@@ -4,23 +4,15 @@ whose frame k guides frame k."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 from PIL import Image
 
 from ..control_inputs import ControlSpec, preprocessed
 from ..errors import InputError
 from ..image_files import fit_image, read_image
-from ..inputs import check_input_file
+from ..inputs import check_input_file, is_video
 from ..models.adapter import Conditioning, DiffusionAdapter
 from .video_input import VideoInput
-
-VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v")
-"""Control files read as videos; any other is read as an image."""
-
-
-def is_video(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 class ControlFrames:

@@ -52,9 +52,8 @@ def control_settings(args: argparse.Namespace, keyframes: int | None) -> list[di
     """The `controlnet` setting the command line gives, its images checked (errors name the
     flags): one --control-image per --controlnet, each with one image for all `keyframes` or
     one per keyframe; with `keyframes` None (an animation), one image or video."""
-    from ..animation.control import is_video
     from ..image_files import read_image
-    from ..inputs import check_input_file
+    from ..inputs import check_input_file, is_video
 
     nets = args.controlnet or []
     images = args.control_image or []
