@@ -14,7 +14,7 @@ from imageio_ffmpeg import count_frames_and_secs
 from PIL import Image
 
 from latentmorph.cli import main
-from latentmorph.errors import LatentmorphError
+from latentmorph.errors import InputError, LatentmorphError
 from latentmorph.project import Keyframe, Project
 from latentmorph.ui import callbacks, forms, rendering, workspace
 from latentmorph.ui.app import build_app, launch
@@ -427,3 +427,40 @@ def test_an_image_keyframe_needs_an_upload_that_is_an_image(tmp_path):
     (tmp_path / "x.png").write_text("not an image")
     with pytest.raises(gr.Error, match="image: .*x.png is not an image that can be read"):
         callbacks.add_image_keyframe([], str(tmp_path / "x.png"), "", 1.0)
+
+
+def test_the_mask_upload_reaches_the_render_and_the_project_file(models, session, form, tmp_path):
+    mask = Image.new("L", (64, 64), 255)
+    mask.paste(0, (0, 0, 24, 64))
+    mask.save(tmp_path / "mask.png")
+    form.update(mask=str(tmp_path / "mask.png"), fps=6.0)
+    shots = _shots(models, session, form, ("a red circle", "a blue square"))
+    video, _, files, _ = callbacks.render_transition(models, session, MODEL, shots, 0, 1, form)
+    recorded = yaml.safe_load(Path(files[1]).read_text())["settings"]
+    assert recorded["mask"] == str(tmp_path / "mask.png")
+    assert forms.animation(form, MODEL).blend.mask == str(tmp_path / "mask.png")
+    assert callbacks.load_session(models, session, MODEL, files[1]).form["mask"] == recorded["mask"]
+
+
+def test_the_controlnet_fields_give_one_controlnet_and_come_back(form, tmp_path):
+    assert forms.blend_settings(form).controlnet == ()
+    Image.new("RGB", (64, 64)).save(tmp_path / "edges.png")
+    form.update(cn_model="some/controlnet", cn_image=str(tmp_path / "edges.png"), cn_scale=0.5)
+    form.update(cn_preprocess="canny")
+    (net,) = forms.blend_settings(form).controlnet
+    assert (net.model, net.images, net.scale, net.preprocess) == (
+        "some/controlnet",
+        (str(tmp_path / "edges.png"),),
+        0.5,
+        "canny",
+    )
+    shown = forms.blend_form(forms.blend_settings(form))
+    assert [shown[k] for k in ("cn_model", "cn_image", "cn_scale", "cn_preprocess")] == [
+        "some/controlnet",
+        str(tmp_path / "edges.png"),
+        0.5,
+        "canny",
+    ]
+    form.update(cn_image=None)
+    with pytest.raises(InputError, match="ControlNet: no control image; upload one"):
+        forms.blend_settings(form)

@@ -13,11 +13,13 @@ from ..choices import (
     AUDIO_REDUCTIONS,
     BORDER_MODES,
     COMPILE_MODES,
+    CONTROL_PREPROCESSORS,
     CURVES,
     FILLERS,
     PLACEMENTS,
     QUALITIES,
 )
+from ..limits import MAX_CONTROL_SCALE
 from . import callbacks, forms
 from .models import DEFAULT_MODEL, PRESET_NAMES, ModelCache
 from .routes import MIDDLEWARE
@@ -357,6 +359,38 @@ def _blend_settings() -> Form:
             form["prompt_weighting"] = gr.Checkbox(
                 d["prompt_weighting"], label="Prompt weighting ((word)1.2)"
             )
+        with gr.Row():
+            form["mask"] = gr.Image(
+                d["mask"],
+                label="Mask: black keeps the first image's pixels in every frame, white may "
+                "change, grey partly (any size, stretched to the frame)",
+                type="filepath",
+                image_mode="L",
+                sources=["upload"],
+                elem_id="mask",
+            )
+            form["cn_image"] = gr.Image(
+                d["cn_image"],
+                label="ControlNet control image (every keyframe and frame)",
+                type="filepath",
+                sources=["upload"],
+                elem_id="control-image",
+            )
+            with gr.Column():
+                form["cn_model"] = gr.Textbox(
+                    d["cn_model"],
+                    label="ControlNet (hub id or local folder; empty: none)",
+                    elem_id="controlnet",
+                )
+                form["cn_scale"] = gr.Slider(
+                    0, MAX_CONTROL_SCALE, d["cn_scale"], label="ControlNet scale"
+                )
+                form["cn_preprocess"] = gr.Dropdown(
+                    list(CONTROL_PREPROCESSORS),
+                    value=d["cn_preprocess"],
+                    label="Control image preprocessing",
+                    info="none: as the ControlNet reads it (depth, pose, edges); canny: its edges",
+                )
     return form
 
 

@@ -38,6 +38,11 @@ BLEND_DEFAULTS: dict[str, Any] = {
     "p_decay": 0.9,
     "prompt_weighting": False,
     "fps": 30.0,
+    "mask": None,
+    "cn_model": "",
+    "cn_image": None,
+    "cn_scale": 1.0,
+    "cn_preprocess": "none",
 }
 MOVIE_DEFAULTS: dict[str, Any] = {"negative_prompt": "", "segment_duration": 3.0}
 ANIMATION_DEFAULTS: dict[str, Any] = {
@@ -111,7 +116,27 @@ def blend_settings(form: Mapping[str, Any]) -> BlendSettings:
         height=_whole("height", form["height"]),
         keyframe_crossfeed=(form["kf_power"], form["kf_range"], form["kf_decay"]),
         parental_crossfeed=None if form["parental_default"] else parental,
+        mask=form["mask"] or None,
+        controlnet=_controlnet(form),
     )
+
+
+def _controlnet(form: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The form's one ControlNet, with its one control image for every keyframe (none without
+    a ControlNet model)."""
+    model = _text(form["cn_model"])
+    if model is None:
+        return []
+    if not form["cn_image"]:
+        raise InputError("ControlNet: no control image; upload one, or clear the ControlNet")
+    return [
+        {
+            "model": model,
+            "images": [form["cn_image"]],
+            "scale": float(form["cn_scale"]),
+            "preprocess": form["cn_preprocess"],
+        }
+    ]
 
 
 def blend_form(settings: BlendSettings) -> dict[str, Any]:
@@ -141,7 +166,16 @@ def blend_form(settings: BlendSettings) -> dict[str, Any]:
         "parental_default": parental is None,
         "prompt_weighting": settings.prompt_weighting,
         "negative_prompt": settings.negative_prompt,
+        "mask": settings.mask,
     }
+    if settings.controlnet:
+        net = settings.controlnet[0]
+        values.update(
+            cn_model=net.model,
+            cn_image=net.images[0],
+            cn_scale=net.scale,
+            cn_preprocess=net.preprocess,
+        )
     if parental is not None:
         values.update(p_power=parental.power, p_range=parental.range, p_decay=parental.decay)
     return values
