@@ -420,14 +420,6 @@ def test_a_bad_control_image_is_one_line_and_exit_2(capsys, sdxl_with_net, tmp_p
             ["--controlnet", "NET", "--control-image", "A", "--control-scale", "7"],
             "argument --control-scale: '7' is not allowed; use a number from 0 to 5",
         ),
-        (
-            ["--model", "tiny-sd3", "--controlnet", "NET", "--control-image", "A"],
-            "--controlnet: not available for sd3 models; allowed: SD 1.x/2.x and SDXL models",
-        ),
-        (
-            ["--model", "tiny-flux", "--controlnet", "NET", "--control-image", "A"],
-            "--controlnet: not available for flux models; allowed: SD 1.x/2.x and SDXL models",
-        ),
     ],
 )
 def test_control_flags_that_do_not_fit_are_one_line_and_exit_2(

@@ -20,10 +20,16 @@ from PIL import Image
 
 from ..checks import check_choice
 from ..choices import COMPILE_MODES, VAE_DTYPES
-from ..errors import InputError
 from ..pixels import to_images
 from .compiled import CompiledCall
-from .control import CONTROL_KEY, ControlNets, control_pixels, load_controlnet
+from .control import (
+    CONTROL_KEY,
+    SD_CONTROLNETS,
+    ControlNetKind,
+    ControlNets,
+    control_pixels,
+    load_controlnet,
+)
 from .device import DTYPES
 
 log = logging.getLogger(__name__)
@@ -90,7 +96,7 @@ class DiffusionAdapter:
         self.compile = "auto"
         self.vae_dtype = "auto"
         self._compiled_unet: CompiledCall | None = None
-        self.control: ControlNets | None = None
+        self.control = None  # the guidance of the ControlNets in use (see `_guidance`)
         self._controlnets: dict = {}
 
     def configure(self, compile: str = "auto", vae_dtype: str = "auto") -> None:
@@ -102,8 +108,8 @@ class DiffusionAdapter:
         check_choice("vae_dtype", vae_dtype, VAE_DTYPES)
         self.compile, self.vae_dtype = compile, vae_dtype
 
-    takes_controlnets = True
-    """Whether the family's denoiser can be guided by ControlNets."""
+    controlnet_kind: ControlNetKind = SD_CONTROLNETS
+    """The ControlNets the family's denoiser takes."""
 
     def use_controlnets(self, sources: Sequence[str], scales: Sequence[float]) -> None:
         """Guides denoising with ControlNets (hub ids or local folders, each loaded once), each
@@ -112,18 +118,17 @@ class DiffusionAdapter:
         if not sources:
             self.control = None
             return
-        if not self.takes_controlnets:
-            raise InputError(
-                f"--controlnet: not available for {self.family} models; allowed: SD 1.x/2.x "
-                "and SDXL models"
-            )
         for source in sources:
             if source not in self._controlnets:
                 self._controlnets[source] = load_controlnet(
-                    source, self.pipe.unet, self.dtype, self.device
+                    source, self.controlnet_kind, self.denoiser, self.dtype, self.device
                 )
         models = [self._controlnets[s] for s in sources]
-        self.control = ControlNets(models, [float(s) for s in scales], list(sources))
+        self.control = self._guidance(models, [float(s) for s in scales], list(sources))
+
+    def _guidance(self, models: list, scales: list[float], names: list[str]):
+        """The family's guidance by these loaded ControlNets, each with its scale."""
+        return ControlNets(models, scales, names)
 
     def with_control(
         self, cond: Conditioning, images: Sequence[Sequence[Image.Image]]

@@ -1,11 +1,12 @@
-"""ControlNet guidance for SD and SDXL models: loading ControlNets and their UNet residuals.
+"""ControlNets: loading them for a model family, and their guidance of SD and SDXL UNets.
 
 A control image travels in a keyframe's `Conditioning` under `control_0`, `control_1`, ... (one
 key per ControlNet, RGB in [0, 1] at the frame size, as diffusers' ControlNet pipelines give it
 to the ControlNet), so a per-keyframe control image is blended like the text and each row of a
 batch carries its own. Guidance follows `StableDiffusionControlNetPipeline` and its SDXL twin:
 conditioning scale per ControlNet, the ControlNet applied for every step, and guess mode (the
-ControlNet sees only the conditional half) where the ControlNet's config asks for it.
+ControlNet sees only the conditional half) where the ControlNet's config asks for it. The flow
+families' guidance is in `flow_control`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,10 +27,29 @@ from ..errors import ModelLoadError
 
 CONTROL_KEY = "control_{}"
 """The conditioning key of the control image of ControlNet i."""
-CONTROL_FAMILIES = ("sd", "sdxl")
-"""Model families that take ControlNets."""
 Residuals = Callable[[torch.Tensor, torch.Tensor], dict]
 """`(UNet input, t) -> UNet keyword arguments` with the ControlNets' residuals."""
+MADE_FOR = {
+    "ControlNetModel": "SD 1.x, SD 2.x or SDXL",
+    "SD3ControlNetModel": "SD3 or SD3.5",
+    "FluxControlNetModel": "FLUX.1",
+}
+"""The bases the ControlNets of each diffusers class are made for."""
+
+
+@dataclass(frozen=True)
+class ControlNetKind:
+    """The ControlNets a model family takes: their diffusers class, and the sizes (read from a
+    config) in which a ControlNet must agree with the family's denoiser to fit it."""
+
+    model_class: type
+    sizes: Callable[[Any], dict[str, Any]]
+    refusal: Callable[[Any], str | None] = lambda config: None
+    """Why a ControlNet of the right class and sizes is still not taken (None: it is)."""
+
+    @property
+    def base(self) -> str:
+        return MADE_FOR[self.model_class.__name__]
 
 
 @dataclass
@@ -80,6 +101,15 @@ class ControlNets:
         return residuals
 
 
+SD_CONTROLNETS = ControlNetKind(
+    ControlNetModel,
+    lambda config: {
+        k: config.get(k) for k in ("cross_attention_dim", "addition_embed_type", "in_channels")
+    },
+)
+"""ControlNets of SD 1.x/2.x and SDXL UNets."""
+
+
 def _second_half(value):
     """Every tensor in `value` (inside dicts too) cut to the second half of its rows."""
     if isinstance(value, torch.Tensor):
@@ -97,9 +127,11 @@ def control_pixels(
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(device, dtype)
 
 
-def load_controlnet(source: str, unet, dtype: torch.dtype, device: torch.device) -> ControlNetModel:
-    """A ControlNet by hub id or local diffusers folder, in `dtype` on `device`; ModelLoadError
-    when it cannot be loaded or was not made for a model like `unet`'s."""
+def load_controlnet(
+    source: str, kind: ControlNetKind, denoiser, dtype: torch.dtype, device: torch.device
+):
+    """A ControlNet of `kind` by hub id or local diffusers folder, in `dtype` on `device`;
+    ModelLoadError when it cannot be loaded or was not made for a model like `denoiser`'s."""
     from .loading import HUB_ID, explain_load_error
 
     path = Path(source).expanduser()
@@ -120,13 +152,16 @@ def load_controlnet(source: str, unet, dtype: torch.dtype, device: torch.device)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            net = ControlNetModel.from_pretrained(location, torch_dtype=dtype)
+            _check_class(source, kind, kind.model_class.load_config(location))
+            net = kind.model_class.from_pretrained(location, torch_dtype=dtype)
+    except ModelLoadError:
+        raise
     except Exception as error:  # the hub client raises many types; all end here
         reason = _hub_reason(error)
         raise ModelLoadError(
             explain_load_error(source, reason, "controlnet", what_to_do)
         ) from error
-    _check_fits(source, net, unet)
+    _check_fits(source, kind, net, denoiser)
     return net.to(device).eval()
 
 
@@ -139,12 +174,30 @@ def _hub_reason(error: Exception) -> Exception:
     return error
 
 
-def _check_fits(source: str, net: ControlNetModel, unet) -> None:
-    """ModelLoadError when the ControlNet was made for another kind of UNet."""
-    for key in ("cross_attention_dim", "addition_embed_type", "in_channels"):
-        mine, theirs = net.config.get(key), unet.config.get(key)
-        if mine != theirs:
+def _check_class(source: str, kind: ControlNetKind, config: dict) -> None:
+    """ModelLoadError when the config is of another class of ControlNet than the family takes."""
+    found = config.get("_class_name")
+    if found is None or found == kind.model_class.__name__:
+        return
+    made_for = "not a kind latentmorph takes"
+    if found in MADE_FOR:
+        made_for = f"made for {MADE_FOR[found]}"
+    raise ModelLoadError(
+        f"controlnet {source!r} is a {found} ({made_for}); use a ControlNet made for the model's "
+        f"base ({kind.base})"
+    )
+
+
+def _check_fits(source: str, kind: ControlNetKind, net, denoiser) -> None:
+    """ModelLoadError when the ControlNet was made for another kind of denoiser, or is one the
+    family does not take."""
+    mine, theirs = kind.sizes(net.config), kind.sizes(denoiser.config)
+    for key, size in mine.items():
+        if size != theirs[key]:
             raise ModelLoadError(
-                f"controlnet {source!r} does not fit this model ({key} {mine!r}, the model's "
-                f"{theirs!r}); use a ControlNet made for the model's base (SD 1.x, SD 2.x or SDXL)"
+                f"controlnet {source!r} does not fit this model ({key} {size!r}, the model's "
+                f"{theirs[key]!r}); use a ControlNet made for the model's base ({kind.base})"
             )
+    refusal = kind.refusal(net.config)
+    if refusal is not None:
+        raise ModelLoadError(f"controlnet {source!r} {refusal}")

@@ -15,8 +15,15 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
 
 from ..errors import InputError
-from .adapter import Conditioning, DiffusionAdapter, FamilyDefaults, Prediction
+from .adapter import (
+    Conditioning,
+    DiffusionAdapter,
+    FamilyDefaults,
+    Prediction,
+    _latent_scaling,
+)
 from .compiled import CompiledCall
+from .control import CONTROL_KEY
 
 Velocity = Prediction
 
@@ -26,7 +33,6 @@ class FlowAdapter(DiffusionAdapter):
     its velocity call and how its schedule shifts with the image size."""
 
     family = "flow"
-    takes_controlnets = False
     max_shift_default = 1.15
     """The pipeline's fallback for the scheduler's `max_shift` in its resolution shift."""
 
@@ -150,6 +156,37 @@ class FlowAdapter(DiffusionAdapter):
             )
         self._compiled_transformer.set_mode(self.compile)
         return self._compiled_transformer
+
+    # --- ControlNets ------------------------------------------------------------------------
+
+    def _control_conditions(self, cond: Conditioning) -> list[torch.Tensor] | None:
+        """Each ControlNet's input for the rows of `cond` (see `flow_control`); None without
+        ControlNets or control images."""
+        if self.control is None or CONTROL_KEY.format(0) not in cond.tensors:
+            return None
+        pixels = [cond.tensors[CONTROL_KEY.format(i)] for i in range(len(self.control.models))]
+        scale, shift = _latent_scaling(self.pipe.vae)
+        return self.control.conditions(pixels, self._control_means, scale, shift)
+
+    @torch.no_grad()
+    def _control_means(self, pixels: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+        """The means of the VAE's latent distributions of control images (rows of RGB in
+        [0, 1]), in the denoiser's dtype; rows equal to an earlier one are encoded once, the
+        others in batches."""
+        distinct: list[torch.Tensor] = []
+        which = []
+        for row in pixels:
+            same = next((j for j, seen in enumerate(distinct) if torch.equal(row, seen)), None)
+            if same is None:
+                same = len(distinct)
+                distinct.append(row)
+            which.append(same)
+        means = []
+        with self._working_vae() as vae:
+            for chunk in torch.stack(distinct).split(batch_size):
+                posterior = vae.encode((chunk * 2 - 1).to(self.device, vae.dtype)).latent_dist
+                means.append(posterior.mean.to(self.dtype))
+        return torch.cat(means)[which]
 
     def _velocity(self, cond: Conditioning, guidance: torch.Tensor) -> Velocity:
         """The family's velocity prediction `(latents, t) -> velocity` for a batch with this

@@ -10,6 +10,7 @@ import torch
 
 from .adapter import Conditioning, FamilyDefaults
 from .flow import FlowAdapter, Velocity
+from .flow_control import FLUX_CONTROLNETS, FluxControlNets
 
 GUIDED_TEXT_LENGTH = 512
 """T5 tokens per prompt for models with a guidance embedding (FLUX.1-dev), as its pipeline uses."""
@@ -26,6 +27,7 @@ class FluxAdapter(FlowAdapter):
     """
 
     family = "flux"
+    controlnet_kind = FLUX_CONTROLNETS
 
     def __init__(self, pipe, defaults: FamilyDefaults, name: str = "") -> None:
         super().__init__(pipe, defaults, name)
@@ -79,6 +81,9 @@ class FluxAdapter(FlowAdapter):
             options["sigmas"] = np.linspace(1.0, 1 / steps, steps)
         return options
 
+    def _guidance(self, models: list, scales: list[float], names: list[str]) -> FluxControlNets:
+        return FluxControlNets(models, scales, names)
+
     def _forward(
         self,
         x: torch.Tensor,
@@ -86,23 +91,35 @@ class FluxAdapter(FlowAdapter):
         guidance: torch.Tensor | None,
         pooled: torch.Tensor,
         embeds: torch.Tensor,
+        control: dict | None = None,
     ) -> torch.Tensor:
-        """The velocity of unpacked latents (the transformer sees them as 2x2 patches)."""
+        """The velocity of unpacked latents (the transformer sees them as 2x2 patches), with the
+        ControlNets' block samples (`control`: the transformer's keyword arguments) added."""
         pipe = self.pipe
-        batch, channels, height, width = x.shape
+        height, width = x.shape[-2:]
         f = int(pipe.vae_scale_factor)
-        text_ids = torch.zeros(embeds.shape[1], 3, device=x.device, dtype=embeds.dtype)
+        text_ids, image_ids = self._ids(x, embeds)
         pred = pipe.transformer(
-            hidden_states=pipe._pack_latents(x, batch, channels, height, width),
-            timestep=t.expand(batch).to(x.dtype) / 1000,
+            hidden_states=self._packed(x),
+            timestep=t.expand(x.shape[0]).to(x.dtype) / 1000,
             guidance=guidance,
             pooled_projections=pooled,
             encoder_hidden_states=embeds,
             txt_ids=text_ids,
-            img_ids=self._patch_ids(height, width, x.device, embeds.dtype),
+            img_ids=image_ids,
             return_dict=False,
+            **(control or {}),
         )[0]
         return pipe._unpack_latents(pred, height * f, width * f, f)
+
+    def _packed(self, x: torch.Tensor) -> torch.Tensor:
+        """Latents as the transformer sees them: 2x2 patches in a sequence."""
+        return self.pipe._pack_latents(x, *x.shape)
+
+    def _ids(self, x: torch.Tensor, embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Position ids of the text tokens and of the packed patches of latents like `x`."""
+        text_ids = torch.zeros(embeds.shape[1], 3, device=x.device, dtype=embeds.dtype)
+        return text_ids, self._patch_ids(*x.shape[-2:], x.device, embeds.dtype)
 
     def _patch_ids(
         self, height: int, width: int, device: torch.device, dtype: torch.dtype
@@ -120,8 +137,20 @@ class FluxAdapter(FlowAdapter):
         t = cond.tensors
         embedded = guidance if self.guided else None
         transformer = self._transformer_call()
+        conditions = self._control_conditions(cond)
 
         def velocity(x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
-            return transformer(x, timestep, embedded, t["pooled"], t["embeds"])
+            control = None
+            if conditions is not None:
+                control = self.control.samples(
+                    self._packed(x),
+                    timestep.expand(x.shape[0]).to(x.dtype) / 1000,
+                    guidance,
+                    t["pooled"],
+                    t["embeds"],
+                    self._ids(x, t["embeds"]),
+                    conditions,
+                )
+            return transformer(x, timestep, embedded, t["pooled"], t["embeds"], control)
 
         return velocity

@@ -8,6 +8,7 @@ import torch
 
 from .adapter import Conditioning, guided
 from .flow import FlowAdapter, Velocity
+from .flow_control import SD3_CONTROLNETS, SD3ControlNets
 
 SD3_TEXT_LENGTH = 256
 """T5 tokens per prompt, as `StableDiffusion3Pipeline` uses by default."""
@@ -21,6 +22,7 @@ class SD3Adapter(FlowAdapter):
     max_shift_default = 1.16
     t5_tokenizer_name = "tokenizer_3"
     family_text_length = SD3_TEXT_LENGTH
+    controlnet_kind = SD3_CONTROLNETS
 
     @property
     def size_multiple(self) -> int:
@@ -56,14 +58,24 @@ class SD3Adapter(FlowAdapter):
         patch = int(self.pipe.transformer.config.patch_size)
         return (latents.shape[-2] // patch) * (latents.shape[-1] // patch)
 
+    def _guidance(self, models: list, scales: list[float], names: list[str]) -> SD3ControlNets:
+        return SD3ControlNets(models, scales, names, self.pipe.transformer)
+
     def _forward(
-        self, x: torch.Tensor, t: torch.Tensor, hidden: torch.Tensor, pooled: torch.Tensor
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        hidden: torch.Tensor,
+        pooled: torch.Tensor,
+        control: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
+        """The velocity, with the ControlNets' block samples (`control`) added."""
         return self.pipe.transformer(
             hidden_states=x,
             timestep=t.expand(x.shape[0]),
             encoder_hidden_states=hidden,
             pooled_projections=pooled,
+            block_controlnet_hidden_states=control,
             return_dict=False,
         )[0]
 
@@ -77,9 +89,16 @@ class SD3Adapter(FlowAdapter):
             hidden, pooled = t["embeds"], t["pooled"]
         g = guidance.view(-1, 1, 1, 1).to(self.dtype)
         transformer = self._transformer_call()
+        conditions = self._control_conditions(cond)
+        if conditions is not None and cfg:  # the ControlNets guide both halves
+            conditions = [torch.cat([c, c]) for c in conditions]
 
         def velocity(x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
-            pred = transformer(torch.cat([x, x]) if cfg else x, timestep, hidden, pooled)
+            x = torch.cat([x, x]) if cfg else x
+            control = None
+            if conditions is not None:
+                control = self.control.samples(x, timestep, hidden, pooled, conditions)
+            pred = transformer(x, timestep, hidden, pooled, control)
             return guided(pred, g) if cfg else pred
 
         return velocity
