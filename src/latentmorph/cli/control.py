@@ -20,8 +20,8 @@ def add_control_options(parser: argparse.ArgumentParser, images_help: str) -> No
         action="append",
         metavar="ID_OR_PATH",
         help="guide the images with a ControlNet (hub id or local diffusers folder) made for "
-        "the model's base (SD 1.x/2.x or SDXL); give it again for several ControlNets, each "
-        "with its own --control-image (default: none)",
+        "the model's base (SD 1.x/2.x, SDXL, SD3/SD3.5 or FLUX.1); give it again for several "
+        "ControlNets, each with its own --control-image (default: none)",
     )
     parser.add_argument(
         "--control-image",
