@@ -437,3 +437,30 @@ def test_an_animation_takes_a_flow_controlnet(capsys, saved, tmp_path):
     guided, plain = _frames(tmp_path / "guided"), _frames(tmp_path / "plain")
     assert len(guided) == len(plain) == 4
     assert all(np.abs(g - p).mean() > 3 for g, p in zip(guided, plain))
+
+
+def test_compiled_calls_pad_the_controlnets_samples_and_give_the_same_latents(family):
+    name, model, pipe = family
+    model.control = _guidance(name, model, [NETS[name](pipe)], [0.8])
+    width, height = SIZES[name]
+    images = [[_pattern(i, SIZES[name]) for i in range(5)]]
+    cond = model.with_control(model.encode(list("abcde")), images)
+    noise = model.noise([1, 2, 3, 4, 5], width, height, 4)
+    guidance = torch.tensor([2.0, 3.0, 5.0, 2.0, 3.0])
+    try:
+        eager = model.denoise(noise, cond, 4, 0, 4, guidance)[-1]
+        model.configure(compile="on")
+        call = model._transformer_call()
+        sizes = []
+
+        def compiler(fn):  # stands for torch.compile, recording the rows it is called with
+            return lambda x, *args: sizes.append(x.shape[0]) or fn(x, *args)
+
+        call.compiler = compiler
+        compiled = model.denoise(noise, cond, 4, 0, 4, guidance)[-1]
+    finally:
+        model.configure(compile="auto")
+        model.control = None
+    # SD3: 10 rows with classifier-free guidance padded to 12; FLUX: 5 rows padded to 6
+    assert sizes == [12 if name == "sd3" else 6] * 4
+    torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=1e-4)
