@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .blending.engine import Beginning, BlendingEngine
+from .blending.engine import Beginning, BlendingEngine, segment_windows
 from .blending.plan import BranchingPlan
 from .blending.sheet import TreeOutline, check_sheet_path, outline, write_sheet
 from .blending.tree import Branch, TransitionTree
@@ -102,22 +102,26 @@ class MovieRenderer:
         self.project = dataclasses.replace(self.project, duration=duration, fps=fps)
         self.positions = keyframe_positions(self.project.durations, fps)
 
-    def keyframes(self, segments: list[int] | None = None) -> list[Branch]:
-        """The keyframe branches (computed on first use, with the first level of `segments`, the
-        segments to grow; default: all)."""
+    def keyframes(self, kept: Sequence[int] = ()) -> list[Branch]:
+        """The keyframe branches, computed on first use with the first round of every segment
+        (as one render does, so that every segment grows the same way); the segments `kept`
+        (read from parts) grow no further, which the progress bar's total counts."""
         if self._beginning is None:
             kfs = self.project.keyframes
-            count = len(kfs) - 1 if segments is None else len(segments)
+            grown = len(kfs) - 1 - len(kept)
             plan = None if self.settings.time_budget else self.settings.branching_plan()
-            self._set_total(plan, count)
+            self._set_total(plan, grown)
             self._conds = self.control.conditioned(
                 self.model, self.engine.encode([kf.prompt for kf in kfs])
             )
             self._beginning = self.engine.begin(
-                self._conds, [kf.seed for kf in kfs], segments, self.images.latents(self.model)
+                self._conds, [kf.seed for kf in kfs], None, self.images.latents(self.model)
             )
             self.images.measure(self._beginning.keyframes)
-            self._set_total(self.plan, count)
+            first = self._beginning.first_level or {}
+            steps = self.settings.steps
+            done = sum(len(first[i]) * (steps - first[i][0].start) for i in kept if first.get(i))
+            self._set_total(self.plan, grown, done)
         return self._beginning.keyframes
 
     @property
@@ -127,10 +131,10 @@ class MovieRenderer:
             return self._beginning.plan
         return self.settings.branching_plan() if self.resumed else None
 
-    def _set_total(self, plan: BranchingPlan | None, segments: int) -> None:
-        """Sets the diffusion bar's total: the keyframes' steps, and the plan's for `segments`
-        if known."""
-        extra = plan.branch_steps(0) * segments if plan is not None else 0
+    def _set_total(self, plan: BranchingPlan | None, segments: int, extra: int = 0) -> None:
+        """Sets the diffusion bar's total: the keyframes' steps, the plan's for `segments` if
+        known, and `extra` image-steps."""
+        extra += plan.branch_steps(0) * segments if plan is not None else 0
         extra += self.images.steps(self.settings.steps)
         self._bar.total = len(self.project.keyframes) * self.settings.steps + extra
         self._bar.refresh()
@@ -140,7 +144,12 @@ class MovieRenderer:
         neighbouring segments at a time, their levels batched together). With `parts`, the
         segments found there are read, not computed, and each computed one is saved there;
         when every segment is found, no diffusion runs. With a time budget the plan is fitted
-        to times measured on the keyframes, so `parts` is not used."""
+        to times measured on the keyframes, so `parts` is not used.
+
+        With `parts`, the keyframes are computed as in a render without them, and the windows of
+        segments that grow together (`segment_windows`) with any segment missing grow whole, so
+        the movie equals one render without a stop frame for frame; a window's parts are all
+        saved before the first of its trees is given out."""
         segments = len(self.project.keyframes) - 1
         if parts is None or self.settings.time_budget is not None:
             self.keyframes()
@@ -149,18 +158,21 @@ class MovieRenderer:
         keys = [self.segment_key(i) for i in range(segments)]
         found = {i: tree for i, key in enumerate(keys) if (tree := parts.load(key)) is not None}
         self.resumed = len(found)
-        missing = [i for i in range(segments) if i not in found]
-        grown = iter(())
-        if missing:
-            self.keyframes(missing)
-            grown = self.grow(self._beginning, self._conds, missing)
-        for i in range(segments):
-            if i in found:
-                yield found[i]
-                continue
-            tree = next(grown)
-            parts.save(keys[i], tree)
-            yield tree
+        if len(found) == segments:
+            yield from (found[i] for i in range(segments))
+            return
+        windows = segment_windows(range(segments), self.settings.branching_plan())
+        regrown = [w for w in windows if not all(i in found for i in w)]
+        self.keyframes([i for w in windows if w not in regrown for i in w])
+        grown = self.grow(self._beginning, self._conds, [i for w in regrown for i in w])
+        for window in windows:
+            if window in regrown:
+                trees = [next(grown) for _ in window]
+                for i, tree in zip(window, trees, strict=True):
+                    if i not in found:
+                        parts.save(keys[i], tree)
+                        found[i] = tree
+            yield from (found[i] for i in window)
 
     def segment_key(self, segment: int) -> str:
         """The hash of what shapes a segment's images (see `movie.parts.segment_key`)."""
