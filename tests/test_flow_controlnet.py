@@ -329,7 +329,7 @@ def test_controlnets_for_another_base_or_kind_are_refused_by_name(family, tmp_pa
         model.use_controlnets(["nobody/no-such-controlnet"], [1.0])
 
 
-def test_a_controlnet_of_another_size_is_refused(tmp_path):
+def test_a_controlnet_of_another_size_or_an_inpainting_one_is_refused(tmp_path):
     model = adapter_for(tiny_sd3_pipeline(), TINY_DEFAULTS, "tiny-sd3")
     wide = tiny_sd3_pipeline()
     config = dict(wide.transformer.config, attention_head_dim=16)
@@ -341,6 +341,14 @@ def test_a_controlnet_of_another_size_is_refused(tmp_path):
         r"the model's 32\); use a ControlNet made for the model's base \(SD3 or SD3.5\)$",
     ):
         model.use_controlnets([str(tmp_path / "wide")], [1.0])
+    SD3ControlNetModel.from_transformer(
+        tiny_sd3_pipeline().transformer, num_layers=1, num_extra_conditioning_channels=1
+    ).save_pretrained(tmp_path / "inpaint")
+    with pytest.raises(
+        ModelLoadError,
+        match=r"^controlnet '.*inpaint' reads extra conditioning channels \(an inpainting",
+    ):
+        model.use_controlnets([str(tmp_path / "inpaint")], [1.0])
 
 
 def test_a_union_flux_controlnet_is_refused(tmp_path):

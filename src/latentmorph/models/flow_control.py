@@ -42,11 +42,21 @@ def _union_refusal(config: Any) -> str | None:
     )
 
 
+def _inpainting_refusal(config: Any) -> str | None:
+    if not config.get("extra_conditioning_channels"):
+        return None
+    return (
+        "reads extra conditioning channels (an inpainting ControlNet); use an SD3/SD3.5 "
+        "ControlNet that reads a control image alone"
+    )
+
+
 SD3_CONTROLNETS = ControlNetKind(
     SD3ControlNetModel,
     lambda config: _transformer_sizes(
         config, ("in_channels", "patch_size", "pooled_projection_dim")
     ),
+    _inpainting_refusal,
 )
 """ControlNets of SD3/SD3.5 transformers."""
 FLUX_CONTROLNETS = ControlNetKind(
