@@ -18,7 +18,6 @@ from latentmorph.blending.engine import BlendingEngine
 from latentmorph.blending.kept_region import KeptRegion
 from latentmorph.blending.settings import BlendSettings
 from latentmorph.cli import main
-from latentmorph.errors import ModelLoadError
 from latentmorph.models.loading import adapter_for, load_pipeline
 from latentmorph.models.tiny import tiny_sd_pipeline
 from latentmorph.project import Project
@@ -260,11 +259,10 @@ def test_mask_paths_in_project_files_are_relative_to_the_file(tmp_path):
     assert Animation.from_dict(animation.to_dict()).blend.mask == str(folder / "m.png")
 
 
-def test_an_inpainting_model_is_refused_in_one_line():
+def test_an_inpainting_unet_is_taken_in_any_sd_pipeline():
     pipe = tiny_sd_pipeline()
     pipe.unet.register_to_config(in_channels=9)
-    with pytest.raises(ModelLoadError, match=r"^model tiny: an inpainting model \(its UNet takes"):
-        adapter_for(pipe, name="tiny")
+    assert adapter_for(pipe, name="tiny").inpainting  # see tests/test_inpainting.py
 
 
 def test_an_image_keyframe_1_is_the_kept_region(demo, tmp_path):

@@ -111,11 +111,15 @@ class MovieRenderer:
             grown = len(kfs) - 1 - len(kept)
             plan = None if self.settings.time_budget else self.settings.branching_plan()
             self._set_total(plan, grown)
-            self._conds = self.control.conditioned(
+            seeds = [kf.seed for kf in kfs]
+            conds = self.control.conditioned(
                 self.model, self.engine.encode([kf.prompt for kf in kfs])
             )
+            self._conds, pinned = self.engine.with_kept_image(
+                conds, seeds, self.images.images.get(0)
+            )
             self._beginning = self.engine.begin(
-                self._conds, [kf.seed for kf in kfs], None, self.images.latents(self.model)
+                self._conds, seeds, None, self.images.latents(self.model), pinned
             )
             self.images.measure(self._beginning.keyframes)
             first = self._beginning.first_level or {}
@@ -136,6 +140,8 @@ class MovieRenderer:
         known, and `extra` image-steps."""
         extra += plan.branch_steps(0) * segments if plan is not None else 0
         extra += self.images.steps(self.settings.steps)
+        if self.engine.inpaints and 0 not in self.images.images:
+            extra += self.settings.steps  # keyframe 1 alone first (see `with_kept_image`)
         self._bar.total = len(self.project.keyframes) * self.settings.steps + extra
         self._bar.refresh()
 

@@ -157,10 +157,12 @@ class BlendingEngine:
         seeds: Sequence[int],
         segments: Sequence[int] | None = None,
         images: dict[int, torch.Tensor] | None = None,
+        pinned: Pinned | None = None,
     ) -> Beginning:
         """The keyframes and the branching plan, ready for `transitions` of `segments` (segment
         indices; default: all). Keyframes given as `images` (clean latents by keyframe index)
-        follow the trajectories `invert` finds for them and end at those latents.
+        follow the trajectories `invert` finds for them and end at those latents; those in
+        `pinned` follow the trajectories given there.
 
         The first round of the first level needs no distances (each segment is one gap), so when
         the plan is known beforehand (no time budget) it runs in the keyframes' batch from its
@@ -169,7 +171,7 @@ class BlendingEngine:
         s = self.settings
         count = len(seeds) - 1
         segments = range(count) if segments is None else segments
-        pinned = self.invert(images, conds) if images else {}
+        pinned = {**(pinned or {}), **(self.invert(images, conds) if images else {})}
         if s.time_budget is None and s.batched and segments:
             plan = s.branching_plan()
             if plan.levels:
@@ -177,6 +179,29 @@ class BlendingEngine:
                 if beginning is not None:
                     return beginning
         return Beginning(self.keyframes(conds, seeds, pinned), self._plan(max(count, 1)))
+
+    @property
+    def inpaints(self) -> bool:
+        """Whether the model's denoiser takes the kept region and keyframe 1's image (a mask is
+        given and the model inpaints)."""
+        return self.kept is not None and self.model.inpainting
+
+    def with_kept_image(
+        self,
+        conds: Sequence[Conditioning],
+        seeds: Sequence[int],
+        image: Image.Image | None = None,
+    ) -> tuple[list[Conditioning], Pinned]:
+        """When the model inpaints the kept region, each keyframe's conditioning with the mask
+        and keyframe 1's image (`image`; None: keyframe 1 computed first, alone, and pinned to
+        that trajectory, returned for `begin`); otherwise the conditionings as they are."""
+        if not self.inpaints:
+            return list(conds), {}
+        pinned: Pinned = {}
+        if image is None:
+            (first,) = self.keyframes(conds[:1], seeds[:1])
+            image, pinned = first.image, {0: first.latents}
+        return [self.model.with_masked_image(c, self.kept.keep, image) for c in conds], pinned
 
     def invert(self, images: dict[int, torch.Tensor], conds: Sequence[Conditioning]) -> Pinned:
         """Trajectories ending at the clean latents of keyframes given as images (by keyframe

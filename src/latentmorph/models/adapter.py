@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from diffusers import DDIMScheduler, EulerDiscreteScheduler
 from PIL import Image
 
@@ -38,6 +39,10 @@ Prediction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """What the denoiser predicts for latents at timestep t, as the scheduler's `step` takes it."""
 
 DETERMINISTIC_SCHEDULERS = (EulerDiscreteScheduler, DDIMScheduler)
+MASK_KEY = "inpaint_mask"
+"""The conditioning key of an inpainting denoiser's mask (1 where it may repaint)."""
+MASKED_IMAGE_KEY = "masked_image_latents"
+"""The conditioning key of the latents of the image an inpainting denoiser keeps."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class DiffusionAdapter:
         self._compiled_unet: CompiledCall | None = None
         self.control = None  # the guidance of the ControlNets in use (see `_guidance`)
         self._controlnets: dict = {}
+        self._blank_latents: dict[tuple[int, int], torch.Tensor] = {}
 
     def configure(self, compile: str = "auto", vae_dtype: str = "auto") -> None:
         """Sets how the denoiser runs (`compile`: auto, on or off; see `models.compiled`) and
@@ -175,7 +181,22 @@ class DiffusionAdapter:
     @property
     def latent_channels(self) -> int:
         """Channels of the latents the denoiser takes."""
-        return int(self.pipe.unet.config.in_channels)
+        return int(self.pipe.vae.config.latent_channels)
+
+    @classmethod
+    def denoiser_channels(cls, latent_channels: int) -> dict[int, str]:
+        """The input channels the family's denoiser may take with latents of
+        `latent_channels` channels, each with what that denoiser is."""
+        return {
+            latent_channels: "text-to-image",
+            2 * latent_channels + 1: "inpainting: latents, mask and masked image",
+        }
+
+    @property
+    def inpainting(self) -> bool:
+        """Whether the denoiser also takes a mask and a masked image's latents (an inpainting
+        UNet); see `with_masked_image`."""
+        return int(self.denoiser.config.in_channels) == 2 * self.latent_channels + 1
 
     # --- text -------------------------------------------------------------------------------
 
@@ -226,6 +247,49 @@ class DiffusionAdapter:
         hidden = torch.cat([t["negative_embeds"], t["embeds"]]) if cfg else t["embeds"]
         return {"encoder_hidden_states": hidden}
 
+    def with_masked_image(
+        self, cond: Conditioning, keep: np.ndarray, image: Image.Image
+    ) -> Conditioning:
+        """`cond` with, on every row, what an inpainting denoiser takes besides the latents: the
+        mask of where it may repaint (where `keep`, the kept share of each pixel at the frame
+        size, is at most one half) and the latents of `image` where it is kept (grey where
+        repainted), as diffusers' inpainting pipelines prepare them (the latents are the mean
+        of the VAE's distribution; the pipelines draw a sample). `cond` as it is for a
+        denoiser that takes neither."""
+        if not self.inpainting:
+            return cond
+        repaint = torch.from_numpy(np.asarray(keep <= 0.5, dtype=np.float32))[None, None]
+        latents = self._encode_pixels(_signed_pixels([image]) * (1 - repaint))
+        rows = len(cond)
+        return Conditioning(
+            {
+                **cond.tensors,
+                MASK_KEY: self._latent_mask(repaint, latents).repeat(rows, 1, 1, 1),
+                MASKED_IMAGE_KEY: latents.repeat(rows, 1, 1, 1),
+            }
+        )
+
+    def _latent_mask(self, repaint: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """A pixel mask (1, 1, H, W) at the size of `latents`, nearest pixel as the pipelines
+        resize it."""
+        mask = F.interpolate(repaint, size=tuple(latents.shape[-2:]))
+        return mask.to(self.device, self.dtype)
+
+    def _inpainting_input(self, cond: Conditioning, latents: torch.Tensor) -> torch.Tensor:
+        """The mask and masked image's latents of each row (N, 1 + channels, h, w): those in
+        `cond`, or without them all repainted from a blank image, as the pipelines do when the
+        whole image is masked."""
+        if MASK_KEY in cond.tensors:
+            return torch.cat([cond.tensors[MASK_KEY], cond.tensors[MASKED_IMAGE_KEY]], dim=1)
+        size = tuple(latents.shape[-2:])
+        if size not in self._blank_latents:
+            f = self.size_multiple
+            blank = torch.zeros(1, 3, size[0] * f, size[1] * f)
+            encoded = self._encode_pixels(blank)
+            mask = torch.ones_like(encoded[:, :1])
+            self._blank_latents[size] = torch.cat([mask, encoded], dim=1)
+        return self._blank_latents[size].expand(latents.shape[0], -1, -1, -1)
+
     # --- latents ----------------------------------------------------------------------------
 
     def scheduler(self, steps: int, latents: torch.Tensor | None = None):
@@ -262,11 +326,14 @@ class DiffusionAdapter:
         t = scheduler.timesteps[start : start + 1].repeat(clean.shape[0])
         return scheduler.add_noise(clean, unit_noise, t)
 
-    @torch.no_grad()
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Clean latents of images (the mean of the VAE's latent distribution)."""
-        arrays = [np.asarray(i.convert("RGB"), dtype=np.float32) / 127.5 - 1 for i in images]
-        pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+        return self._encode_pixels(_signed_pixels(images))
+
+    @torch.no_grad()
+    def _encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Clean latents of RGB pixels (N, 3, H, W) in [-1, 1] (the mean of the VAE's latent
+        distribution)."""
         with self._working_vae() as vae:
             posterior = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
             scale, shift = _latent_scaling(vae)
@@ -322,10 +389,15 @@ class DiffusionAdapter:
         control = None
         if self.control is not None and CONTROL_KEY.format(0) in cond.tensors:
             control = self.control.residuals(cond.tensors, kwargs, cfg)
+        extra = self._inpainting_input(cond, latents) if self.inpainting else None
+        if extra is not None and cfg:
+            extra = torch.cat([extra, extra])
 
         def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             x = scheduler.scale_model_input(torch.cat([x, x]) if cfg else x, t)
             residuals = control(x, t) if control is not None else {}
+            if extra is not None:
+                x = torch.cat([x, extra], dim=1)
             pred = unet(x, t, **kwargs, **residuals)
             return guided(pred, g) if cfg else pred
 
@@ -406,6 +478,12 @@ class DiffusionAdapter:
                     p.data = data
                 for module, name, buffer in buffers:
                     module._buffers[name] = buffer
+
+
+def _signed_pixels(images: Sequence[Image.Image]) -> torch.Tensor:
+    """RGB images (all one size) as a batch (N, 3, H, W) in [-1, 1]."""
+    arrays = [np.asarray(i.convert("RGB"), dtype=np.float32) / 127.5 - 1 for i in images]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
 
 def guided(pred: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

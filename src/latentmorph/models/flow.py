@@ -82,10 +82,9 @@ class FlowAdapter(DiffusionAdapter):
         """The network that predicts the flow (the transformer)."""
         return self.pipe.transformer
 
-    @property
-    def latent_channels(self) -> int:
-        """Channels of the (unpacked) latents."""
-        return int(self.pipe.vae.config.latent_channels)
+    @classmethod
+    def denoiser_channels(cls, latent_channels: int) -> dict[int, str]:
+        return {latent_channels: "text-to-image"}
 
     def _encode_weighted(self, prompts: Sequence[str], negative_prompt: str) -> Conditioning:
         raise InputError(

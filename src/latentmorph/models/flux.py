@@ -43,6 +43,10 @@ class FluxAdapter(FlowAdapter):
     def latent_channels(self) -> int:
         return int(self.pipe.transformer.config.in_channels) // 4
 
+    @classmethod
+    def denoiser_channels(cls, latent_channels: int) -> dict[int, str]:
+        return {4 * latent_channels: "text-to-image, latents packed in 2x2 patches"}
+
     @property
     def guided(self) -> bool:
         """Whether the model takes the guidance scale as an embedding."""

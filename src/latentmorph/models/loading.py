@@ -13,7 +13,9 @@ from diffusers import (
     DiffusionPipeline,
     FluxPipeline,
     StableDiffusion3Pipeline,
+    StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
+    StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
 )
 
@@ -31,7 +33,12 @@ from .presets import (
     preset_for_source,
 )
 from .sd3 import SD3Adapter
-from .tiny import tiny_sd_pipeline, tiny_sdxl_pipeline
+from .tiny import (
+    tiny_sd_inpaint_pipeline,
+    tiny_sd_pipeline,
+    tiny_sdxl_inpaint_pipeline,
+    tiny_sdxl_pipeline,
+)
 from .tiny_flow import tiny_flux_pipeline, tiny_sd3_pipeline
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
@@ -43,6 +50,8 @@ WHAT_TO_DO = (
 TINY_PIPELINES = {
     "tiny-sd": tiny_sd_pipeline,
     "tiny-sdxl": tiny_sdxl_pipeline,
+    "tiny-sd-inpaint": tiny_sd_inpaint_pipeline,
+    "tiny-sdxl-inpaint": tiny_sdxl_inpaint_pipeline,
     "tiny-sd3": tiny_sd3_pipeline,
     "tiny-flux": tiny_flux_pipeline,
 }
@@ -127,9 +136,9 @@ def _place(
 
 def adapter_for(pipe, defaults: FamilyDefaults | None = None, name: str = "") -> DiffusionAdapter:
     """Wraps a diffusers pipeline in the adapter of its family."""
-    if isinstance(pipe, StableDiffusionXLPipeline):
+    if isinstance(pipe, StableDiffusionXLPipeline | StableDiffusionXLInpaintPipeline):
         cls, family_defaults = SDXLAdapter, SDXL_DEFAULTS
-    elif isinstance(pipe, StableDiffusionPipeline):
+    elif isinstance(pipe, StableDiffusionPipeline | StableDiffusionInpaintPipeline):
         cls, family_defaults = DiffusionAdapter, SD_DEFAULTS
     elif isinstance(pipe, StableDiffusion3Pipeline):
         cls, family_defaults = SD3Adapter, SD3_DEFAULTS
@@ -139,18 +148,27 @@ def adapter_for(pipe, defaults: FamilyDefaults | None = None, name: str = "") ->
     else:
         raise ModelLoadError(
             f"model {name or ''}: pipeline class {type(pipe).__name__} is not supported; "
-            "use a Stable Diffusion 1.x/2.x, SDXL, SD3/3.5 or FLUX.1 text-to-image model"
+            "use a Stable Diffusion 1.x/2.x, SDXL, SD3/3.5 or FLUX.1 text-to-image model, "
+            "or an SD 1.x/2.x or SDXL inpainting model"
         )
-    unet = getattr(pipe, "unet", None)
-    if unet is not None and unet.config.in_channels != pipe.vae.config.latent_channels:
-        raise ModelLoadError(
-            f"model {name or ''}: an inpainting model (its UNet takes {unet.config.in_channels} "
-            "input channels: latents, mask and masked image) is not supported; use a "
-            "text-to-image model, with --mask to keep a region still"
-        )
+    _check_denoiser_channels(pipe, cls, name)
     if defaults is None:
         defaults = _folder_defaults(pipe) or _native_size_defaults(pipe, family_defaults)
     return cls(pipe, defaults, name)
+
+
+def _check_denoiser_channels(pipe, cls: type[DiffusionAdapter], name: str) -> None:
+    """ModelLoadError when the pipeline's denoiser takes input channels its family does not
+    (such as an inpainting transformer, or a UNet that takes a depth map or an image)."""
+    denoiser = getattr(pipe, "unet", None) or pipe.transformer
+    channels = int(denoiser.config.in_channels)
+    allowed = cls.denoiser_channels(int(pipe.vae.config.latent_channels))
+    if channels not in allowed:
+        what = ", ".join(f"{count} ({kind})" for count, kind in allowed.items())
+        raise ModelLoadError(
+            f"model {name or ''}: its {type(denoiser).__name__} takes {channels} input channels; "
+            f"allowed for {cls.family} models: {what}"
+        )
 
 
 def _native_size_defaults(pipe, defaults: FamilyDefaults) -> FamilyDefaults:

@@ -62,6 +62,14 @@ PRESETS: dict[str, Preset] = {
     "tiny-sdxl": Preset(
         "tiny-sdxl", TINY_DEFAULTS, "tiny random SDXL pipeline built in code (noise)"
     ),
+    "tiny-sd-inpaint": Preset(
+        "tiny-sd-inpaint", TINY_DEFAULTS, "tiny random SD inpainting pipeline built in code (noise)"
+    ),
+    "tiny-sdxl-inpaint": Preset(
+        "tiny-sdxl-inpaint",
+        TINY_DEFAULTS,
+        "tiny random SDXL inpainting pipeline built in code (noise)",
+    ),
     "tiny-sd3": Preset(
         "tiny-sd3", TINY_DEFAULTS, "tiny random SD3.5 pipeline built in code (noise)"
     ),

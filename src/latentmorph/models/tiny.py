@@ -1,4 +1,5 @@
-"""Tiny randomly initialised SD and SDXL pipelines built from config, for tests and offline runs.
+"""Tiny randomly initialised SD and SDXL pipelines (text-to-image and inpainting) built from config,
+for tests and offline runs.
 
 Their images are noise-like but every code path of a full-size pipeline of the same family runs,
 in milliseconds and with no download.
@@ -14,7 +15,9 @@ import torch
 from diffusers import (
     AutoencoderKL,
     EulerDiscreteScheduler,
+    StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
+    StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
@@ -26,6 +29,9 @@ from transformers import (
 )
 
 TEXT_DIM = 32
+LATENT_CHANNELS = 4
+INPAINT_CHANNELS = 2 * LATENT_CHANNELS + 1
+"""UNet input channels of an inpainting model: latents, mask, masked image's latents."""
 
 
 def char_tokenizer() -> CLIPTokenizer:
@@ -72,7 +78,7 @@ def _vae() -> AutoencoderKL:
         out_channels=3,
         down_block_types=["DownEncoderBlock2D"] * 2,
         up_block_types=["UpDecoderBlock2D"] * 2,
-        latent_channels=4,
+        latent_channels=LATENT_CHANNELS,
         norm_num_groups=8,
         sample_size=32,
     )
@@ -89,7 +95,9 @@ def _scheduler(prediction_type: str, timestep_spacing: str) -> EulerDiscreteSche
     )
 
 
-def _unet(cross_attention_dim: int, sdxl: bool) -> UNet2DConditionModel:
+def _unet(
+    cross_attention_dim: int, sdxl: bool, in_channels: int = LATENT_CHANNELS
+) -> UNet2DConditionModel:
     extra = (
         dict(
             addition_embed_type="text_time",
@@ -103,8 +111,8 @@ def _unet(cross_attention_dim: int, sdxl: bool) -> UNet2DConditionModel:
         block_out_channels=(32, 64),
         layers_per_block=1,
         sample_size=16,
-        in_channels=4,
-        out_channels=4,
+        in_channels=in_channels,
+        out_channels=LATENT_CHANNELS,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4),
@@ -148,4 +156,36 @@ def tiny_sdxl_pipeline(
         tokenizer_2=tokenizer,
         unet=_unet(2 * TEXT_DIM, sdxl=True),
         scheduler=_scheduler(prediction_type, timestep_spacing),
+    )
+
+
+def tiny_sd_inpaint_pipeline(seed: int = 0) -> StableDiffusionInpaintPipeline:
+    """A tiny SD inpainting pipeline (its UNet takes latents, mask and masked image)."""
+    torch.manual_seed(seed)
+    tokenizer = char_tokenizer()
+    return StableDiffusionInpaintPipeline(
+        vae=_vae(),
+        text_encoder=CLIPTextModel(text_config(tokenizer)),
+        tokenizer=tokenizer,
+        unet=_unet(TEXT_DIM, sdxl=False, in_channels=INPAINT_CHANNELS),
+        scheduler=_scheduler("epsilon", "leading"),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def tiny_sdxl_inpaint_pipeline(seed: int = 0) -> StableDiffusionXLInpaintPipeline:
+    """A tiny SDXL inpainting pipeline (its UNet takes latents, mask and masked image)."""
+    torch.manual_seed(seed)
+    tokenizer = char_tokenizer()
+    config = text_config(tokenizer)
+    return StableDiffusionXLInpaintPipeline(
+        vae=_vae(),
+        text_encoder=CLIPTextModel(config),
+        text_encoder_2=CLIPTextModelWithProjection(config),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=_unet(2 * TEXT_DIM, sdxl=True, in_channels=INPAINT_CHANNELS),
+        scheduler=_scheduler("epsilon", "leading"),
     )
