@@ -9,8 +9,13 @@ import torch
 from PIL import Image
 
 from latentmorph import Transition
+from latentmorph.animation.render import AnimationRenderer
+from latentmorph.animation.schedules import parse_prompt_schedule
+from latentmorph.animation.settings import Animation
+from latentmorph.blending.settings import BlendSettings
 from latentmorph.cli import main
 from latentmorph.errors import ModelLoadError
+from latentmorph.models.adapter import MASKED_IMAGE_KEY
 from latentmorph.models.loading import adapter_for, load_pipeline
 from latentmorph.models.presets import TINY_DEFAULTS
 from latentmorph.models.tiny import (
@@ -217,3 +222,34 @@ def test_a_flow_family_refuses_a_transformer_that_takes_a_mask(build):
         adapter_for(pipe, name="tiny")
     with pytest.raises(ModelLoadError, match=rf"models: {allowed} \(text-to-image"):
         adapter_for(pipe, name="tiny")
+
+
+@pytest.mark.parametrize("mode", ["blend", "walk"])
+def test_a_masked_animation_gives_every_image_after_the_first_its_masked_image(
+    sd_inpainting, tmp_path, monkeypatch, mode
+):
+    mask = str(draw_mask(tmp_path / "mask.png"))
+    schedule = parse_prompt_schedule(f"0: {PROMPTS[0]}\n9: {PROMPTS[1]}")
+    animation = Animation(
+        prompts=schedule, seed=3, steps=6, mode=mode, blend=BlendSettings(mask=mask, branches=4)
+    )
+    calls = []
+    denoise = sd_inpainting.denoise
+
+    def recording(latents, cond, *args, **kwargs):
+        calls.append((latents.shape[0], cond.tensors.get(MASKED_IMAGE_KEY)))
+        return denoise(latents, cond, *args, **kwargs)
+
+    monkeypatch.setattr(sd_inpainting, "denoise", recording)
+    renderer = AnimationRenderer(animation, sd_inpainting, False)
+    frames = [np.asarray(i, dtype=np.int16) for i in renderer.render_frames()]
+    assert len(frames) == 10
+    assert max(int(np.abs(f - frames[0])[:, :KEPT].max()) for f in frames) == 0
+    (rows, none), *others = calls
+    assert rows == 1 and none is None  # the first image alone, all repainted
+    first = sd_inpainting.encode_images([Image.fromarray(frames[0].astype(np.uint8))])
+    masked = sd_inpainting.with_masked_image(
+        sd_inpainting.encode([""]), renderer.kept.keep, Image.fromarray(frames[0].astype(np.uint8))
+    ).tensors[MASKED_IMAGE_KEY]
+    assert others and all(m is not None and torch.equal(m[:1], masked) for _, m in others)
+    assert not torch.allclose(masked, first)

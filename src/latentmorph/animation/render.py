@@ -154,7 +154,8 @@ class AnimationRenderer:
             for cond, k in zip(self._encode(), self.keyframes, strict=True)
         ]
         seeds = [self.animation.seed + i for i in range(len(self.keyframes))]
-        beginning = engine.begin(conds, seeds)
+        conds, pinned = engine.with_kept_image(conds, seeds)
+        beginning = engine.begin(conds, seeds, pinned=pinned)
         branches = beginning.keyframes
         positions = [k.frame for k in self.keyframes]
         yield from [branches[0].image] * positions[0]
@@ -182,11 +183,13 @@ class AnimationRenderer:
         video = iter(self.video) if self.video is not None else None
         coherence = _CoherenceHook(a.coherence, a.seed) if a.coherence.active else None
         first = previous = held = None
-        batch = 1 if feedback else WALK_BATCH
-        for begin in range(0, self.frames, batch):
-            frames = range(begin, min(begin + batch, self.frames))
+        inpaints = self.kept is not None and model.inpainting
+        for frames in _walk_batches(self.frames, 1 if feedback else WALK_BATCH, inpaints):
+            begin = frames.start
             cond = Conditioning.cat([self._cond_at(conds, k) for k in frames])
             cond = self.control.conditioned(model, cond, frames)
+            if inpaints and first is not None:
+                cond = model.with_masked_image(cond, self.kept.keep, first)
             latents = torch.cat([self._noise_at(noise, k) for k in frames])
             g = [guidance.value_at(k) if guidance else self.blend.guidance_scale for k in frames]
             init = None
@@ -285,6 +288,16 @@ class AnimationRenderer:
             height=b.height,
             guidance_scale=self.animation.guidance_scale or str(b.guidance_scale),
         )
+
+
+def _walk_batches(frames: int, batch: int, first_alone: bool) -> Iterator[range]:
+    """Consecutive ranges of `frames` frames of at most `batch` frames; with `first_alone`, the
+    first frame is a batch of its own (an inpainting model's masked image is the first frame)."""
+    begin = 0
+    while begin < frames:
+        stop = min(frames, begin + (1 if first_alone and begin == 0 else batch))
+        yield range(begin, stop)
+        begin = stop
 
 
 class _CoherenceHook:
