@@ -5,6 +5,7 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from latentmorph import Transition
@@ -258,3 +259,35 @@ def test_cmyk_16_bit_and_transparent_images_are_converted(tmp_path):
     assert read_image(tmp_path / "deep.png", "x").getpixel((8, 8)) == (128, 128, 128)
     Image.new("RGBA", (16, 16), (0, 0, 0, 0)).save(tmp_path / "clear.png")
     assert read_image(tmp_path / "clear.png", "x").getpixel((8, 8)) == (255, 255, 255)
+
+
+def test_crossfeed_pulls_a_prompt_keyframe_toward_an_image_keyframe(demo, generated):
+    image = demo.encode_images([Image.open(generated[0]).convert("RGB")])
+
+    def keyframes(crossfeed):
+        settings, _ = BlendSettings(branches=2, keyframe_crossfeed=crossfeed).resolve(demo)
+        engine = BlendingEngine(demo, settings)
+        conds = engine.encode(["", PROMPT_B])
+        return engine.begin(conds, [3, 4], images={0: image}).keyframes
+
+    first, last = keyframes((0.0, 0.0, 0.0))
+    pulled_first, pulled_last = keyframes((0.8, 0.8, 0.5))
+    assert all(torch.equal(a, b) for a, b in zip(first.latents, pulled_first.latents))
+    step = 2
+    apart = (last.latents[step] - first.latents[step]).norm()
+    assert (pulled_last.latents[step] - first.latents[step]).norm() < 0.8 * apart
+
+
+def test_inversion_keeps_to_the_batch_limit(demo, generated, monkeypatch):
+    sizes = []
+    denoise = demo.denoise
+
+    def recording(latents, *args, **kwargs):
+        sizes.append(latents.shape[0])
+        return denoise(latents, *args, **kwargs)
+
+    monkeypatch.setattr(demo, "denoise", recording)
+    Transition(
+        demo, "", "", images=generated, seeds=(1, 2), branches=2, max_batch=1, progress=False
+    ).render()
+    assert sizes and max(sizes) == 1

@@ -283,3 +283,34 @@ def test_an_image_keyframe_1_is_the_kept_region(demo, tmp_path):
             torch.testing.assert_close(
                 branch.at(step)[..., :cells], first.at(step)[..., :cells], rtol=0, atol=1e-5
             )
+
+
+@pytest.mark.parametrize(
+    ("kind", "settings", "message"),
+    [
+        ("movie", "settings: {mask: gone.png}", "settings.mask: "),
+        (
+            "movie",
+            "settings: {controlnet: [{model: net, images: [gone.png]}]}",
+            "settings.controlnet[0].images[0]: ",
+        ),
+        ("animation", "blend: {mask: gone.png}", "blend.mask: "),
+    ],
+)
+def test_a_project_files_missing_mask_or_control_image_is_found_before_the_model_loads(
+    capsys, tmp_path, kind, settings, message
+):
+    keyframes = (
+        "keyframes: [{prompt: a, seed: 1}, {prompt: b, seed: 2}]"
+        if kind == "movie"
+        else "prompts: [{frame: 0, prompt: a}]"
+    )
+    project = tmp_path / "p.yaml"
+    project.write_text(f"kind: {kind}\nmodel: {tmp_path / 'no-model'}\n{keyframes}\n{settings}\n")
+    try:
+        code = main(["movie", str(project), "-o", str(tmp_path / "out.mp4")])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "gone.png does not exist" in err
+    assert "no-model" not in err

@@ -36,9 +36,6 @@ class KeyframeImages:
                 digests[i] = hashlib.sha256(Path(kf.image).read_bytes()).hexdigest()
         return cls(images, digests)
 
-    def __bool__(self) -> bool:
-        return bool(self.images)
-
     def sized(self, settings: BlendSettings, model: DiffusionAdapter) -> BlendSettings:
         """`settings`, with no size given, sized to the first image's aspect ratio at the
         model's usual number of pixels."""

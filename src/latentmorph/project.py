@@ -88,6 +88,10 @@ class Project:
         check_length(sum(self.durations), self.fps)
         keyframe_positions(self.durations, self.fps)
         check_control_count(self.settings.controlnet, len(self.keyframes))
+        if self.settings.mask is not None:
+            check_image(self.settings.mask, "settings.mask")
+        for field_name, path in control_paths(self.settings.controlnet):
+            check_image(path, f"settings.{field_name}")
 
     def inputs(self) -> list[tuple[str, Path]]:
         """The files it was read from, as (field, path) pairs: outputs never replace them."""

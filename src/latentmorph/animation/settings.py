@@ -26,6 +26,8 @@ from ..choices import (
 )
 from ..control_inputs import control_paths, specs_from_folder
 from ..errors import InputError
+from ..image_files import check_image
+from ..inputs import is_video
 from ..limits import (
     FRACTION,
     FRAME,
@@ -193,16 +195,24 @@ class Animation:
         return found + control_paths(self.blend.controlnet)
 
     def check_media(self) -> None:
-        """MediaError naming the field unless the audio and the video input decode (their
-        first moments are tried): checked before a render starts."""
+        """MediaError naming the field unless the audio and the video inputs decode (their
+        first moments are tried), InputError unless the mask and the control images are images
+        of allowed size (their headers are read): checked before a render starts."""
         if self.audio:
             from .audio import check_audio_file
 
             check_audio_file(self.audio, "audio")
-        if self.init_video:
+        videos = [("init_video", self.init_video)] if self.init_video else []
+        images = [("blend.mask", self.blend.mask)] if self.blend.mask is not None else []
+        for name, path in control_paths(self.blend.controlnet):
+            (videos if is_video(path) else images).append((f"blend.{name}", path))
+        if videos:
             from .video_input import check_video_file
 
-            check_video_file(self.init_video, "init_video")
+            for name, path in videos:
+                check_video_file(path, name)
+        for name, path in images:
+            check_image(path, name)
 
     def schedule(self, name: str) -> ParameterSchedule | None:
         """The parsed parameter schedule `name` (None: guidance from the model)."""

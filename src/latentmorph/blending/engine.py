@@ -205,18 +205,27 @@ class BlendingEngine:
 
     def invert(self, images: dict[int, torch.Tensor], conds: Sequence[Conditioning]) -> Pinned:
         """Trajectories ending at the clean latents of keyframes given as images (by keyframe
-        index), with the keyframes' conditioning and guidance, all in one batch (see
-        `blending.inversion`)."""
+        index), with the keyframes' conditioning and guidance, in batches of at most
+        `batch_limit` images (see `blending.inversion`); their time counts as the keyframes'."""
+        started = time.perf_counter()
         indices = sorted(images)
-        cond = Conditioning.cat([conds[i] for i in indices])
-        guidance = [self.settings.guidance_scale] * len(indices)
+        pinned: Pinned = {}
 
-        def step(latents: torch.Tensor, i: int) -> torch.Tensor:
-            return self._denoise(latents, cond, i, guidance, None, stop=i + 1)[-1]
+        def run(rows: range) -> None:
+            batch = indices[rows.start : rows.stop]
+            cond = Conditioning.cat([conds[i] for i in batch])
+            guidance = [self.settings.guidance_scale] * len(batch)
 
-        clean = torch.cat([images[i] for i in indices])
-        trajectory = invert(clean, self.settings.steps, step)
-        return {i: [x[j : j + 1] for x in trajectory] for j, i in enumerate(indices)}
+            def step(latents: torch.Tensor, i: int) -> torch.Tensor:
+                return self._denoise(latents, cond, i, guidance, None, stop=i + 1)[-1]
+
+            clean = torch.cat([images[i] for i in batch])
+            trajectory = invert(clean, self.settings.steps, step)
+            pinned.update({i: [x[j : j + 1] for x in trajectory] for j, i in enumerate(batch)})
+
+        self._in_batches(len(indices), run)
+        self.stats.keyframe_seconds += time.perf_counter() - started
+        return pinned
 
     def _begin_with_first_level(
         self,

@@ -80,7 +80,7 @@ class KeptRegion:
 
 
 def kept_region(settings: BlendSettings, model: DiffusionAdapter) -> KeptRegion | None:
-    """The kept region of resolved settings (None without a mask), feathered over one latent
+    """The kept region of resolved settings (None without a mask), feathered over half a latent
     cell's width."""
     if settings.mask is None:
         return None

@@ -194,6 +194,7 @@ def _keyframes(
     prompted by the next of `prompts` ("" when none are given)."""
     from ..project import Keyframe
 
+    first, last = (text.strip() if is_image_name(text) else text for text in (first, last))
     images = [text for text in (first, last) if is_image_name(text)]
     if prompts is not None and len(prompts) != len(images):
         raise InputError(
