@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from diffusers import ControlNetModel
 from PIL import Image
 
 from latentmorph import Transition
@@ -253,3 +254,13 @@ def test_a_masked_animation_gives_every_image_after_the_first_its_masked_image(
     ).tensors[MASKED_IMAGE_KEY]
     assert others and all(m is not None and torch.equal(m[:1], masked) for _, m in others)
     assert not torch.allclose(masked, first)
+
+
+def test_a_controlnet_is_refused_with_an_inpainting_model(sd_inpainting, tmp_path):
+    net = ControlNetModel.from_unet(
+        tiny_sd_pipeline().unet, conditioning_embedding_out_channels=(16, 32)
+    )
+    net.save_pretrained(tmp_path / "net")
+    with pytest.raises(ModelLoadError, match=r"in_channels 4, the model's 9\); use a ControlNet"):
+        sd_inpainting.use_controlnets([str(tmp_path / "net")], [1.0])
+    assert sd_inpainting.control is None
