@@ -240,9 +240,7 @@ def test_images_are_fitted_to_the_frame_then_preprocessed(tmp_path):
     (row,), notices = ControlImages.read(specs, 3).fitted(64, 64)
     assert len(row) == 3 and all(image.size == (64, 64) for image in row)
     assert set(np.unique(np.asarray(row[0]))) == {0, 255}
-    assert notices == [
-        f"control image {tmp_path / 'sq.png'} (96x80) scaled and cropped to the frame size 64x64"
-    ]
+    assert notices == [f"control image {tmp_path / 'sq.png'} 96x80 scaled and cropped to 64x64"]
 
 
 def test_settings_check_and_record_the_controlnet():
@@ -462,6 +460,7 @@ def test_an_animation_follows_a_control_video_frame_by_frame(capsys, sdxl_with_n
     argv += ["--mode", "walk", "--seed", "5", "--controlnet", folder / "net"]
     code, _, err = _run(capsys, *argv, "--control-image", clip, "-o", tmp_path / "video")
     assert code == 0, err
+    assert f"note: control video {clip} 64x48 scaled and cropped to 64x64" in err
     code, _, err = _run(
         capsys, *argv, "--control-image", tmp_path / "first.png", "-o", tmp_path / "still"
     )

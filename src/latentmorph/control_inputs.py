@@ -210,12 +210,8 @@ class ControlImages:
             row = []
             for image, name in zip(images, names, strict=True):
                 if id(image) not in done:
-                    fitted, changed = fit_image(image, width, height)
-                    if changed:
-                        notices.append(
-                            f"control image {name} ({image.width}x{image.height}) scaled and "
-                            f"cropped to the frame size {width}x{height}"
-                        )
+                    fitted, notice = fit_image(image, width, height, f"control image {name}")
+                    notices += [notice] if notice else []
                     done[id(image)] = preprocessed(fitted, spec.preprocess)
                 row.append(done[id(image)])
             out.append(row)

@@ -82,12 +82,15 @@ def _converted(image: Image.Image, mode: str) -> Image.Image:
     return image.convert(mode)
 
 
-def fit_image(image: Image.Image, width: int, height: int) -> tuple[Image.Image, bool]:
-    """`image` scaled to cover `width` x `height` and cropped to it around its centre, and
-    whether its size changed."""
+def fit_image(
+    image: Image.Image, width: int, height: int, what: str = "image"
+) -> tuple[Image.Image, str | None]:
+    """`image` scaled to cover `width` x `height` and cropped to it around its centre, and a
+    notice naming it as `what` when its size changed (None when not)."""
     if image.size == (width, height):
-        return image, False
-    return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS), True
+        return image, None
+    notice = f"{what} {image.width}x{image.height} scaled and cropped to {width}x{height}"
+    return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS), notice
 
 
 def psnr(image: Image.Image, reference: Image.Image) -> float:

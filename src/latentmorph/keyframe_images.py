@@ -49,12 +49,8 @@ class KeyframeImages:
         """Scales and crops every image to `width` x `height`; notices of those changed."""
         notices = []
         for i, image in self.images.items():
-            self.images[i], changed = fit_image(image, width, height)
-            if changed:
-                notices.append(
-                    f"keyframe {i + 1}'s image {image.width}x{image.height} scaled and cropped "
-                    f"to {width}x{height}"
-                )
+            self.images[i], notice = fit_image(image, width, height, f"keyframe {i + 1}'s image")
+            notices += [notice] if notice else []
         return notices
 
     def latents(self, model: DiffusionAdapter) -> dict[int, torch.Tensor]:

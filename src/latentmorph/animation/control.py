@@ -3,6 +3,7 @@ whose frame k guides frame k."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 
 from PIL import Image
@@ -37,23 +38,21 @@ class ControlFrames:
         model.use_controlnets([s.model for s in self.specs], [s.scale for s in self.specs])
 
     def _source(self, index: int, spec: ControlSpec) -> Image.Image | Iterator[Image.Image]:
-        """A still control image, or the video's frames as they are read."""
+        """A still control image, or the video's frames as they are read (its first one read
+        here, so that a notice about its size comes before the render starts)."""
         path, field = spec.images[0], f"controlnet[{index}].images[0]"
         if not is_video(path):
             image = read_image(path, field)
             return self._fitted(image, path, spec)
         check_input_file(path, field, "a control image or video")
-        video = VideoInput(path)
-        return (self._fitted(frame, path, spec, video=True) for frame in video)
+        frames = (self._fitted(frame, path, spec, video=True) for frame in VideoInput(path))
+        return itertools.chain([next(frames)], frames)
 
     def _fitted(self, image: Image.Image, name: str, spec: ControlSpec, video: bool = False):
-        fitted, changed = fit_image(image, *self.size)
-        if changed and not any(name in n for n in self.notices):
-            what = "control video" if video else "control image"
-            self.notices.append(
-                f"{what} {name} ({image.width}x{image.height}) scaled and cropped to the frame "
-                f"size {self.size[0]}x{self.size[1]}"
-            )
+        what = "control video" if video else "control image"
+        fitted, notice = fit_image(image, *self.size, f"{what} {name}")
+        if notice and not any(name in n for n in self.notices):
+            self.notices.append(notice)
         return preprocessed(fitted, spec.preprocess)
 
     def _at(self, frame: int) -> list[Image.Image]:
