@@ -1,8 +1,10 @@
 """The web UI's callbacks, offline with the tiny SDXL pipeline built in code."""
 
 import re
+import shutil
 import socket
 import tempfile
+import types
 import urllib.request
 from pathlib import Path
 
@@ -10,18 +12,23 @@ import gradio as gr
 import numpy as np
 import pytest
 import yaml
-from imageio_ffmpeg import count_frames_and_secs
+from imageio_ffmpeg import count_frames_and_secs, read_frames
 from PIL import Image
 
 from latentmorph.cli import main
 from latentmorph.errors import InputError, LatentmorphError
 from latentmorph.project import Keyframe, Project
+from latentmorph.render import MovieRenderer
 from latentmorph.ui import callbacks, forms, rendering, workspace
 from latentmorph.ui.app import build_app, launch
 from latentmorph.ui.keyframes import Shot
 from latentmorph.ui.models import NOT_LOADABLE, PRESET_NAMES, ModelCache
 
+from .test_controlnet import tiny_controlnet
+
 MODEL = "tiny-sdxl"
+KEPT = 24
+"""Columns on the left that the test mask keeps (black)."""
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +36,14 @@ def models():
     cache = ModelCache()
     cache.get(MODEL)
     return cache
+
+
+@pytest.fixture(scope="module")
+def controlnet(models, tmp_path_factory):
+    """A folder holding a ControlNet of the tiny SDXL pipeline that changes its images."""
+    folder = tmp_path_factory.mktemp("controlnet")
+    tiny_controlnet(types.SimpleNamespace(unet=models.get(MODEL).denoiser)).save_pretrained(folder)
+    return str(folder)
 
 
 @pytest.fixture
@@ -47,6 +62,26 @@ def form():
 
 def _pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _video_frames(path) -> list[np.ndarray]:
+    frames = read_frames(str(path))
+    width, height = next(frames)["size"]
+    return [np.frombuffer(f, np.uint8).reshape(height, width, 3).astype(float) for f in frames]
+
+
+def _draw_mask(path: Path) -> str:
+    """A 64×64 mask keeping the left KEPT columns."""
+    mask = Image.new("L", (64, 64), 255)
+    mask.paste(0, (0, 0, KEPT, 64))
+    mask.save(path)
+    return str(path)
+
+
+def _draw_pattern(path: Path, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    return str(path)
 
 
 def _shots(models, session, form, prompts=("a red circle", "a blue square", "a green moon")):
@@ -406,39 +441,50 @@ def test_an_uploaded_image_is_a_keyframe_of_the_movie(models, session, form, tmp
     photo = tmp_path / "photo.png"
     Image.new("RGB", (80, 64), (200, 40, 40)).save(photo)
     shots = _shots(models, session, form, ("a blue square",))
-    shots = callbacks.add_image_keyframe(shots, str(photo), "a red wall", 1.0)[0]
-    assert shots[1].photo == str(photo) and shots[1].prompt == "a red wall"
-    assert callbacks.keyframe_views(shots, None)[2]["choices"][1][0] == (
-        "2. image photo.png: a red wall"
+    shots = callbacks.add_image_keyframe(session, shots, str(photo), "a red wall", 1.0)[0]
+    kept = shots[1].photo
+    assert Path(kept).parent == Path(session) and shots[1].prompt == "a red wall"
+    assert Path(kept).read_bytes() == photo.read_bytes()
+    assert re.fullmatch(
+        r"2\. image photo-[0-9a-f]{16}\.png: a red wall",
+        callbacks.keyframe_views(shots, None)[2]["choices"][1][0],
     )
     video, _, files, status = callbacks.render_transition(models, session, MODEL, shots, 0, 1, form)
     assert count_frames_and_secs(video)[0] == 8
     assert "keyframe image PSNR 2: " in status
     project = yaml.safe_load(Path(files[1]).read_text())
-    assert project["keyframes"][1]["image"] == str(photo) and "psnr" in project["keyframes"][1]
+    assert project["keyframes"][1]["image"] == kept and "psnr" in project["keyframes"][1]
     saved = callbacks.save_movie(session, MODEL, shots, form)
     loaded = callbacks.load_session(models, session, MODEL, saved)
-    assert [s.photo for s in loaded.shots] == [None, str(photo)]
+    assert [s.photo for s in loaded.shots] == [None, kept]
 
 
 def test_an_image_keyframe_needs_an_upload_that_is_an_image(tmp_path):
     with pytest.raises(gr.Error, match="no image yet; upload one first"):
-        callbacks.add_image_keyframe([], None, "", 1.0)
+        callbacks.add_image_keyframe(str(tmp_path), [], None, "", 1.0)
     (tmp_path / "x.png").write_text("not an image")
     with pytest.raises(gr.Error, match="image: .*x.png is not an image that can be read"):
-        callbacks.add_image_keyframe([], str(tmp_path / "x.png"), "", 1.0)
+        callbacks.add_image_keyframe(str(tmp_path), [], str(tmp_path / "x.png"), "", 1.0)
 
 
 def test_the_mask_upload_reaches_the_render_and_the_project_file(models, session, form, tmp_path):
-    mask = Image.new("L", (64, 64), 255)
-    mask.paste(0, (0, 0, 24, 64))
-    mask.save(tmp_path / "mask.png")
-    form.update(mask=str(tmp_path / "mask.png"), fps=6.0)
+    form.update(mask=_draw_mask(tmp_path / "mask.png"), fps=6.0)
     shots = _shots(models, session, form, ("a red circle", "a blue square"))
     video, _, files, _ = callbacks.render_transition(models, session, MODEL, shots, 0, 1, form)
+    frames = _video_frames(video)
+    assert len(frames) == 6
+    # the kept columns stay as in the first frame (up to H.264's error; away from the edge,
+    # which the codec's blocks blur); the others change
+    kept = [np.abs(f[:, : KEPT - 8] - frames[0][:, : KEPT - 8]).mean() for f in frames]
+    free = np.abs(frames[-1][:, KEPT + 8 :] - frames[0][:, KEPT + 8 :]).mean()
+    assert max(kept) < 1.5 and free > 10
     recorded = yaml.safe_load(Path(files[1]).read_text())["settings"]
-    assert recorded["mask"] == str(tmp_path / "mask.png")
-    assert forms.animation(form, MODEL).blend.mask == str(tmp_path / "mask.png")
+    assert Path(recorded["mask"]).parent == Path(session)
+    assert Path(recorded["mask"]).read_bytes() == (tmp_path / "mask.png").read_bytes()
+    assert (
+        callbacks.session_animation(session, MODEL, form, None, None).blend.mask
+        == (recorded["mask"])
+    )
     assert callbacks.load_session(models, session, MODEL, files[1]).form["mask"] == recorded["mask"]
 
 
@@ -464,3 +510,74 @@ def test_the_controlnet_fields_give_one_controlnet_and_come_back(form, tmp_path)
     form.update(cn_image=None)
     with pytest.raises(InputError, match="ControlNet: no control image; upload one"):
         forms.blend_settings(form)
+
+
+def test_a_project_without_controlnet_or_mask_clears_the_previous_ones(
+    models, session, form, tmp_path
+):
+    form.update(cn_model="some/controlnet", cn_image=_draw_pattern(tmp_path / "control.png"))
+    form.update(cn_scale=0.5, cn_preprocess="canny", mask=_draw_mask(tmp_path / "mask.png"))
+    project = Project([Keyframe("dawn", 1), Keyframe("dusk", 2)], MODEL, fps=8.0, duration=1.0)
+    loaded = callbacks.load_session(models, session, MODEL, str(project.save(tmp_path / "p.yaml")))
+    fields = ("cn_model", "cn_image", "cn_scale", "cn_preprocess", "mask")
+    assert [loaded.form[name] for name in fields] == ["", None, 1.0, "none", None]
+    form.update(loaded.form)
+    settings = forms.blend_settings(form)
+    assert settings.controlnet == () and settings.mask is None
+
+
+def test_uploads_are_copied_into_the_session_folder_before_they_are_used(
+    models, session, form, tmp_path, controlnet
+):
+    cache = tmp_path / "gradio-cache"
+    cache.mkdir()
+    form.update(mask=_draw_mask(cache / "mask.png"), cn_model=controlnet, cn_scale=0.5)
+    form.update(cn_image=_draw_pattern(cache / "control.png"))
+    shots = _shots(models, session, form, ("a red circle",))
+    shots = callbacks.add_image_keyframe(
+        session, shots, _draw_pattern(cache / "photo.png", seed=1), "", 1.0
+    )[0]
+    saved = callbacks.save_movie(session, MODEL, shots, form)
+    uploads = {path.name: path.read_bytes() for path in cache.iterdir()}
+    shutil.rmtree(cache)  # as gradio clears its cache
+    recorded = yaml.safe_load(Path(saved).read_text())
+    paths = {
+        "mask.png": recorded["settings"]["mask"],
+        "control.png": recorded["settings"]["controlnet"][0]["images"][0],
+        "photo.png": recorded["keyframes"][1]["image"],
+    }
+    for name, path in paths.items():
+        assert Path(path).parent == Path(session) and Path(path).read_bytes() == uploads[name]
+    loaded = callbacks.load_session(models, session, MODEL, saved)
+    form.update(loaded.form)
+    video, _, files, _ = callbacks.render_movie(models, session, MODEL, loaded.shots, form)
+    assert count_frames_and_secs(video)[0] == 8
+    rendered = yaml.safe_load(Path(files[1]).read_text())
+    assert rendered["settings"]["mask"] == paths["mask.png"]
+    assert rendered["settings"]["controlnet"][0]["images"] == [paths["control.png"]]
+
+
+def test_candidates_are_made_without_the_mask(models, session, form, tmp_path):
+    plain = callbacks.generate_candidates(models, session, MODEL, "a lighthouse", 5, False, form)
+    form.update(mask=_draw_mask(tmp_path / "mask.png"))
+    masked = callbacks.generate_candidates(models, session, MODEL, "a lighthouse", 5, False, form)
+    for shot, again in zip(plain[0], masked[0], strict=True):
+        assert np.array_equal(_pixels(shot.image), _pixels(again.image))
+
+
+def test_candidates_and_edits_follow_the_controlnet_as_the_movie_keyframes_do(
+    models, session, form, tmp_path, controlnet
+):
+    plain = callbacks.generate_candidates(models, session, MODEL, "a lighthouse", 5, False, form)
+    form.update(cn_model=controlnet, cn_image=_draw_pattern(tmp_path / "control.png"))
+    guided = callbacks.generate_candidates(models, session, MODEL, "a lighthouse", 5, False, form)
+    project = callbacks.movie_project(MODEL, guided[0][:2], form)
+    movie = MovieRenderer(project, models.get(MODEL), progress=False).keyframes()
+    for shot, without, keyframe in zip(guided[0], plain[0], movie):
+        expected = np.asarray(keyframe.image, float)
+        assert np.abs(_pixels(shot.image) - expected).mean() < 0.5
+        assert np.abs(_pixels(without.image) - expected).mean() > 5
+    edited = callbacks.edit_keyframe(
+        models, session, MODEL, guided[0][:2], 1, "a lighthouse", 8, 1.0, form
+    )[0]
+    assert np.abs(_pixels(edited[1].image) - _pixels(guided[0][3].image).astype(float)).mean() < 0.5

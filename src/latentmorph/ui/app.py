@@ -135,8 +135,11 @@ def build_app(
             callbacks.add_keyframe, [shots, candidates, picked, kf["seconds"]], views, **light
         )
 
+        def on_add_photo(chosen, photo, prompt, seconds, request: gr.Request):
+            return callbacks.add_image_keyframe(here(request), chosen, photo, prompt, seconds)
+
         kf["add_photo"].click(
-            callbacks.add_image_keyframe,
+            on_add_photo,
             [shots, kf["photo"], kf["prompt"], kf["seconds"]],
             views,
             **light,

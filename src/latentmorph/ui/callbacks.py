@@ -29,6 +29,9 @@ RenderResult = tuple[str, list[str], str]
 MovieResult = tuple[str, str, list[str], str]
 
 
+UPLOADED_FIELDS = ("mask", "cn_image")
+"""Form fields that hold an uploaded file (a path in gradio's cache, which deletes it)."""
+
 TEMPORARY_PATH = re.compile(re.escape(tempfile.gettempdir()) + r"/[^\s'\",;:()]*")
 """A path in the server's temporary folder, as an error message writes it."""
 
@@ -46,6 +49,13 @@ def user_errors() -> Iterator[None]:
         yield
     except LatentmorphError as error:
         raise gr.Error(public(str(error)), print_exception=False) from None
+
+
+def session_form(session: str, form: Mapping[str, Any]) -> dict[str, Any]:
+    """The form with its uploaded files (mask, control image) copied into the session folder,
+    so that projects and renders name files that stay while the session lasts."""
+    uploads = {name: workspace.import_upload(session, form[name]) for name in UPLOADED_FIELDS}
+    return {**form, **uploads}
 
 
 def load_model(models: ModelCache, preset: str, custom: str, current: str) -> tuple[str, str]:
@@ -82,8 +92,9 @@ def generate_candidates(
             raise InputError("prompt: missing; type what the keyframe should show")
         base = None if random_seeds else keyframes.check_seed(base_seed or 0)
         seeds = rendering.candidate_seeds(base)
+        settings = forms.blend_settings(session_form(session, form))
         images = rendering.keyframe_images(
-            models.get(model), [prompt] * len(seeds), seeds, forms.blend_settings(form)
+            models.get(model), [prompt] * len(seeds), seeds, settings
         )
     candidates = []
     for seed, image in zip(seeds, images):
@@ -130,14 +141,15 @@ def add_keyframe(
 
 
 def add_image_keyframe(
-    shots: list[Shot], photo: str | None, prompt: str | None, seconds: float
+    session: str, shots: list[Shot], photo: str | None, prompt: str | None, seconds: float
 ) -> Views:
-    """Adds an uploaded image as a keyframe at the end of the movie; the prompt (may be empty)
-    conditions the way to and from it."""
+    """Adds an uploaded image (copied into the session folder) as a keyframe at the end of the
+    movie; the prompt (may be empty) conditions the way to and from it."""
     with user_errors():
         if not photo:
             raise InputError("no image yet; upload one first")
         check_image(photo, "image")
+        photo = workspace.import_upload(session, photo)
         shot = Shot((prompt or "").strip(), 0, keyframes.check_duration(seconds), photo, photo)
         result = keyframes.added(shots, shot)
     return keyframe_views(result, len(result) - 1)
@@ -185,9 +197,8 @@ def edit_keyframe(
         if photo is not None:  # the keyframe is its image, whatever the prompt and seed
             changes.update(prompt=prompt, seed=seed)
         elif (prompt, seed) != (shots[index].prompt, shots[index].seed):
-            image = rendering.keyframe_images(
-                models.get(model), [prompt], [seed], forms.blend_settings(form)
-            )[0]
+            settings = forms.blend_settings(session_form(session, form))
+            image = rendering.keyframe_images(models.get(model), [prompt], [seed], settings)[0]
             path = workspace.unique_path(session, f"keyframe-{seed}", ".png")
             image.save(path)
             changes.update(prompt=prompt, seed=seed, image=str(path))
@@ -232,7 +243,7 @@ def render_movie(
     """Renders a movie through all keyframes; returns the video, its contact sheet, downloads
     and a status line."""
     with user_errors():
-        project = movie_project(model, shots, form)
+        project = movie_project(model, shots, session_form(session, form))
     return _render_movie(models, session, model, "movie", project)
 
 
@@ -250,7 +261,7 @@ def render_transition(
         pair = [shots[keyframes.check_index(shots, i)] for i in (first, last)]
         if first == last:
             raise InputError("transition: pick two different keyframes")
-        project = movie_project(model, pair, form)
+        project = movie_project(model, pair, session_form(session, form))
     return _render_movie(models, session, model, "transition", project)
 
 
@@ -280,7 +291,7 @@ def session_animation(
     """The animation in the form, with uploads copied into the session folder."""
     with user_errors():
         return forms.animation(
-            form,
+            session_form(session, form),
             model,
             audio=workspace.import_upload(session, audio),
             init_video=workspace.import_upload(session, video),
@@ -311,7 +322,7 @@ def render_animation(
 def save_movie(session: str, model: str, shots: list[Shot], form: Mapping[str, Any]) -> str:
     """Writes the keyframes and settings as a project file; returns its path."""
     with user_errors():
-        project = movie_project(model, shots, form)
+        project = movie_project(model, shots, session_form(session, form))
     return str(project.save(workspace.unique_path(session, "movie", ".yaml")))
 
 
@@ -404,7 +415,7 @@ def _loaded_movie(
             models.get(loaded.model),
             [k.prompt for k in prompted],
             [k.seed for k in prompted],
-            settings,
+            forms.shown_settings(settings),
         )
         if prompted
         else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -168,17 +169,33 @@ def blend_form(settings: BlendSettings) -> dict[str, Any]:
         "negative_prompt": settings.negative_prompt,
         "mask": settings.mask,
     }
-    if settings.controlnet:
-        net = settings.controlnet[0]
-        values.update(
-            cn_model=net.model,
-            cn_image=net.images[0],
-            cn_scale=net.scale,
-            cn_preprocess=net.preprocess,
-        )
+    values.update(_controlnet_form(settings))
     if parental is not None:
         values.update(p_power=parental.power, p_range=parental.range, p_decay=parental.decay)
     return values
+
+
+def _controlnet_form(settings: BlendSettings) -> dict[str, Any]:
+    """The ControlNet fields: the first ControlNet with its first control image, or the
+    defaults (no ControlNet), so that a loaded project never keeps an earlier one."""
+    if not settings.controlnet:
+        return {k: BLEND_DEFAULTS[k] for k in ("cn_model", "cn_image", "cn_scale", "cn_preprocess")}
+    net = settings.controlnet[0]
+    return {
+        "cn_model": net.model,
+        "cn_image": net.images[0],
+        "cn_scale": net.scale,
+        "cn_preprocess": net.preprocess,
+    }
+
+
+def shown_settings(settings: BlendSettings) -> BlendSettings:
+    """`settings` as the form shows them (see `blend_form`): the first ControlNet only, with
+    its first control image for every keyframe."""
+    if not settings.controlnet:
+        return settings
+    net = settings.controlnet[0]
+    return settings.replace(controlnet=(dataclasses.replace(net, images=net.images[:1]),))
 
 
 def _branch_values(settings: BlendSettings) -> tuple:

@@ -13,6 +13,7 @@ from ..animation.settings import Animation
 from ..blending.crossfeed import Crossfeed
 from ..blending.engine import BlendingEngine
 from ..blending.settings import BlendSettings
+from ..control_inputs import ControlImages
 from ..models.adapter import DiffusionAdapter
 from ..project import SEED_LIMIT, Project
 from ..render import MovieRenderer, Summary
@@ -39,14 +40,19 @@ def candidate_seeds(base_seed: int | None, count: int = CANDIDATES) -> list[int]
 def keyframe_images(
     model: DiffusionAdapter, prompts: Sequence[str], seeds: Sequence[int], settings: BlendSettings
 ) -> list[Image.Image]:
-    """The images that a movie with `settings` shows at keyframes with these prompts and seeds.
+    """The images that a movie with `settings` shows at keyframes with these prompts and seeds,
+    guided by its ControlNets and control images (one for every keyframe, or one per prompt).
 
-    Computed without keyframe crossfeed, which ties a keyframe to the one before it in a movie.
+    Computed without keyframe crossfeed, which ties a keyframe to the one before it in a movie,
+    and without the mask, which holds every keyframe to the first one's kept region.
     """
-    resolved, _ = settings.replace(keyframe_crossfeed=Crossfeed()).resolve(model)
+    control = ControlImages.read(settings.controlnet, len(prompts))
+    alone = settings.replace(keyframe_crossfeed=Crossfeed(), mask=None)
+    resolved, _ = alone.resolve(model)
+    control.prepare(model, resolved.width, resolved.height)
     engine = BlendingEngine(model, resolved)
-    branches = engine.keyframes(engine.encode(list(prompts)), list(seeds))
-    return [branch.image for branch in branches]
+    conds = control.conditioned(model, engine.encode(list(prompts)))
+    return [branch.image for branch in engine.keyframes(conds, list(seeds))]
 
 
 class _StoppableMovie(MovieRenderer):

@@ -9,6 +9,7 @@ nothing for long: the next one removes them.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import re
 import secrets
@@ -106,15 +107,28 @@ def unique_path(workspace: str, stem: str, suffix: str) -> Path:
 
 
 def import_upload(workspace: str, upload: str | None) -> str | None:
-    """Copies an uploaded file into the session folder; returns its new path."""
+    """Copies an uploaded file into the session folder; returns its new path.
+
+    The copy is named after the file's contents, so the same upload given again (every render
+    of a form) is copied once. A file that is not there is returned as it is, for the check
+    that reads it to name.
+    """
     if not upload:
         return None
     source = Path(upload)
     folder = Path(workspace)
-    if source.parent == folder:
+    if source.parent == folder or not source.is_file():
         return str(source)
-    target = unique_path(workspace, source.stem[:40] or "upload", source.suffix.lower())
-    shutil.copyfile(source, target)
+    digest = hashlib.sha256()
+    with source.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    stem = source.stem[:40] or "upload"
+    target = folder / f"{stem}-{digest.hexdigest()[:16]}{source.suffix.lower()}"
+    if not target.is_file():
+        partial = unique_path(workspace, ".upload", ".part")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
     return str(target)
 
 
