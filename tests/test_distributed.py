@@ -11,7 +11,7 @@ from PIL import Image
 
 from latentmorph.cli import main
 from latentmorph.errors import InputError
-from latentmorph.movie.distributed import WorkerModel, on_ray
+from latentmorph.movie.distributed import RayGrowth, WorkerModel, on_ray
 from latentmorph.movie.parts import PartsFolder, parts_folder
 from latentmorph.project_files import load_project
 from latentmorph.render import MovieRenderer, render_project
@@ -89,10 +89,38 @@ def test_ray_from_the_command_line_grows_only_the_missing_segment(
     # progress: the segments each worker has done (one window: one worker started)
     assert "worker 1: 1" in err and "worker 2" not in err
     again = _frames(output)
+    # resuming is exact: the segment read from its part and the one regrown on a worker
     assert len(again) == len(first) == 12
-    # the frames of the segment read from its part (6 of them) are the same
-    assert all((a == b).all() for a, b in zip(first[:6], again[:6], strict=True))
+    assert all((a == b).all() for a, b in zip(first, again, strict=True))
     assert not (tmp_path / "m.parts").exists()
+
+
+def test_a_worker_that_cannot_load_the_mask_is_a_one_line_error(
+    cluster, capsys, monkeypatch, tmp_path
+):
+    Image.new("L", (8, 8), 255).save(tmp_path / "mask.png")
+    project = tmp_path / "p.yaml"
+    project.write_text(
+        "model: tiny-sd\nkeyframes:\n  - {prompt: a, seed: 1}\n  - {prompt: b, seed: 2}\n"
+        "settings: {branches: 5, mask: mask.png}\n"
+    )
+    start = RayGrowth._start
+
+    def start_without_the_mask(growth, windows):
+        # the command's process has read the mask; the worker's node lacks it
+        (tmp_path / "mask.png").unlink()
+        start(growth, windows)
+
+    monkeypatch.setattr(RayGrowth, "_start", start_without_the_mask)
+    code, out, err = _run(
+        capsys, "movie", str(project), "-o", str(tmp_path / "m"), "--ray", "--quiet"
+    )
+    assert code == 2 and out == ""
+    assert err == (
+        f"latentmorph: error: mask: {tmp_path / 'mask.png'} does not exist; give an image file "
+        "(PNG, JPEG, WebP, ...)\n"
+    )
+    assert sorted(tmp_path.iterdir()) == [project]
 
 
 def test_without_ray_the_option_says_what_to_install(capsys, monkeypatch, tmp_path, project):

@@ -81,19 +81,25 @@ class Grown:
 
 
 class SegmentWorker:
-    """A Ray actor: the model loaded once, growing windows of segments from the keyframes."""
+    """A Ray actor: the model loaded once (`load`), growing windows of segments from the
+    keyframes."""
 
-    def __init__(self, model: WorkerModel, settings: BlendSettings, device: str) -> None:
+    def __init__(self) -> None:
+        # loading runs as a task (`load`), so that its errors come back as the task's cause
+        self.engine: BlendingEngine | None = None
+        self._beginning: Beginning | None = None
+        self._conds: list[Conditioning] = []
+
+    def load(self, model: WorkerModel, settings: BlendSettings, device: str) -> None:
+        """Loads the model, the ControlNets and the mask of `settings` on `device` (the
+        control images come with the conditionings)."""
         if model.threads is not None:
             torch.set_num_threads(model.threads)
         m = model
         adapter = load_pipeline(m.source, device, m.dtype, m.allow_pickle, m.offload)
-        # the control images come with the conditionings; the ControlNets are loaded here
         specs = settings.controlnet
         adapter.use_controlnets([s.model for s in specs], [s.scale for s in specs])
         self.engine = BlendingEngine(adapter, settings)
-        self._beginning: Beginning | None = None
-        self._conds: list[Conditioning] = []
 
     def start(self, beginning: Beginning, conds: list[Conditioning]) -> None:
         """Takes the keyframes (and first-level branches) that every window grows from."""
@@ -192,7 +198,8 @@ class RayGrowth:
                 yield from results.pop(wanted).trees
 
     def _start(self, windows: int) -> None:
-        """Starts the workers (once), each loading the model."""
+        """Starts the workers (once), each loading the model; a worker's LatentmorphError
+        (a model, ControlNet or mask it cannot load) is raised as itself."""
         if self.workers:
             return
         gpus = int(self.ray.cluster_resources().get("GPU", 0))
@@ -203,12 +210,11 @@ class RayGrowth:
             count, options, device = CPU_WORKERS, {"num_cpus": 1}, "cpu"
             model = dataclasses.replace(self.model, threads=torch.get_num_threads())
         self.workers = [
-            _Worker(
-                f"worker {i + 1}",
-                actor.options(**options).remote(model, self.engine.settings, device),
-            )
+            _Worker(f"worker {i + 1}", actor.options(**options).remote())
             for i in range(min(count, windows))
         ]
+        settings = self.engine.settings
+        self._get([w.actor.load.remote(model, settings, device) for w in self.workers])
 
     def _count(self, grown: Grown, worker: _Worker, bar: tqdm) -> None:
         stats = self.engine.stats
