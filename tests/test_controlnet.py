@@ -71,7 +71,7 @@ def _keyframes(model, nets, scales, images, prompts, seeds, guidance):
     if nets:
         from latentmorph.models.control import ControlNets
 
-        model.control = ControlNets(nets, scales, [f"net{i}" for i in range(len(nets))])
+        model.control = ControlNets(nets, scales)
     settings, _ = BlendSettings(steps=STEPS, guidance_scale=guidance).resolve(model)
     engine = BlendingEngine(model, settings, distance=lambda a, b: [0.0] * len(a))
     conds = engine.encode(prompts)

@@ -136,10 +136,9 @@ def vae_mean(monkeypatch):
 
 
 def _guidance(name, model, nets, scales):
-    names = [f"net{i}" for i in range(len(nets))]
     if name == "sd3":
-        return SD3ControlNets(nets, scales, names, model.pipe.transformer)
-    return FluxControlNets(nets, scales, names)
+        return SD3ControlNets(nets, scales, model.pipe.transformer)
+    return FluxControlNets(nets, scales)
 
 
 def _keyframes(name, model, nets, scales, images, prompts, seeds, guidance):

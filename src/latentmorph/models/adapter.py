@@ -130,11 +130,11 @@ class DiffusionAdapter:
                     source, self.controlnet_kind, self.denoiser, self.dtype, self.device
                 )
         models = [self._controlnets[s] for s in sources]
-        self.control = self._guidance(models, [float(s) for s in scales], list(sources))
+        self.control = self._guidance(models, [float(s) for s in scales])
 
-    def _guidance(self, models: list, scales: list[float], names: list[str]):
+    def _guidance(self, models: list, scales: list[float]):
         """The family's guidance by these loaded ControlNets, each with its scale."""
-        return ControlNets(models, scales, names)
+        return ControlNets(models, scales)
 
     def with_control(
         self, cond: Conditioning, images: Sequence[Sequence[Image.Image]]

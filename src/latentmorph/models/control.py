@@ -58,7 +58,6 @@ class ControlNets:
 
     models: list[ControlNetModel]
     scales: list[float]
-    names: list[str]
 
     def __post_init__(self) -> None:
         self.multi = MultiControlNetModel(self.models)

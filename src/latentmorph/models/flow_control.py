@@ -82,10 +82,9 @@ class SD3ControlNets:
         self,
         models: list[SD3ControlNetModel],
         scales: list[float],
-        names: list[str],
         transformer: torch.nn.Module,
     ) -> None:
-        self.models, self.scales, self.names = models, scales, names
+        self.models, self.scales = models, scales
         for net in models:
             if net.pos_embed is None:
                 net.pos_embed = net._get_pos_embed_from_transformer(transformer).to(
@@ -134,10 +133,8 @@ class FluxControlNets:
     embedding is given the guidance scale.
     """
 
-    def __init__(
-        self, models: list[FluxControlNetModel], scales: list[float], names: list[str]
-    ) -> None:
-        self.models, self.scales, self.names = models, scales, names
+    def __init__(self, models: list[FluxControlNetModel], scales: list[float]) -> None:
+        self.models, self.scales = models, scales
         self.multi = FluxMultiControlNetModel(models)
         self.reads_pixels = models[0].input_hint_block is not None
         self.guided = bool(models[0].config.guidance_embeds)

@@ -85,8 +85,8 @@ class FluxAdapter(FlowAdapter):
             options["sigmas"] = np.linspace(1.0, 1 / steps, steps)
         return options
 
-    def _guidance(self, models: list, scales: list[float], names: list[str]) -> FluxControlNets:
-        return FluxControlNets(models, scales, names)
+    def _guidance(self, models: list, scales: list[float]) -> FluxControlNets:
+        return FluxControlNets(models, scales)
 
     def _forward(
         self,

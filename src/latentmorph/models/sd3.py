@@ -58,8 +58,8 @@ class SD3Adapter(FlowAdapter):
         patch = int(self.pipe.transformer.config.patch_size)
         return (latents.shape[-2] // patch) * (latents.shape[-1] // patch)
 
-    def _guidance(self, models: list, scales: list[float], names: list[str]) -> SD3ControlNets:
-        return SD3ControlNets(models, scales, names, self.pipe.transformer)
+    def _guidance(self, models: list, scales: list[float]) -> SD3ControlNets:
+        return SD3ControlNets(models, scales, self.pipe.transformer)
 
     def _forward(
         self,
