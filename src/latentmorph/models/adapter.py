@@ -336,7 +336,7 @@ class DiffusionAdapter:
         distribution)."""
         with self._working_vae() as vae:
             posterior = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
-            scale, shift = _latent_scaling(vae)
+            scale, shift = latent_scaling(vae)
             return ((posterior.mean - shift) * scale).to(self.dtype)
 
     @torch.no_grad()
@@ -496,14 +496,14 @@ def guided(pred: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 def _decode(vae, dtype: torch.dtype, latents: torch.Tensor) -> torch.Tensor | None:
     """8-bit RGB pixels (N, 3, H, W) of latents decoded by the VAE in `dtype` (its dtype); None
     when a half-precision decode gave NaN or inf."""
-    scale, shift = _latent_scaling(vae)
+    scale, shift = latent_scaling(vae)
     pixels = vae.decode(latents.to(dtype) / scale + shift, return_dict=False)[0]
     if dtype != torch.float32 and not bool(torch.isfinite(pixels).all()):
         return None
     return ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-def _latent_scaling(vae) -> tuple[float, float]:
+def latent_scaling(vae) -> tuple[float, float]:
     """(scaling factor, shift) between the VAE's latents and the diffusion model's."""
     scale = getattr(vae.config, "scaling_factor", 1.0)
     shift = getattr(vae.config, "shift_factor", None) or 0.0

@@ -20,7 +20,7 @@ from .adapter import (
     DiffusionAdapter,
     FamilyDefaults,
     Prediction,
-    _latent_scaling,
+    latent_scaling,
 )
 from .compiled import CompiledCall
 from .control import CONTROL_KEY
@@ -164,7 +164,7 @@ class FlowAdapter(DiffusionAdapter):
         if self.control is None or CONTROL_KEY.format(0) not in cond.tensors:
             return None
         pixels = [cond.tensors[CONTROL_KEY.format(i)] for i in range(len(self.control.models))]
-        scale, shift = _latent_scaling(self.pipe.vae)
+        scale, shift = latent_scaling(self.pipe.vae)
         return self.control.conditions(pixels, self._control_means, scale, shift)
 
     @torch.no_grad()
