@@ -71,9 +71,7 @@ def is_device(name: Any) -> bool:
     """Whether `name` names a device: auto, cuda, mps or cpu, the last three with an optional
     index (cuda:1)."""
     kinds = "|".join(d for d in DEVICES if d != "auto")
-    return isinstance(name, str) and bool(
-        re.fullmatch(rf"auto|(?:{kinds})(?::\d{{1,3}})?", name)
-    )
+    return isinstance(name, str) and bool(re.fullmatch(rf"auto|(?:{kinds})(?::\d{{1,3}})?", name))
 
 
 def check_device(name: Any, field: str = "device") -> str:

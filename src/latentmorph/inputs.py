@@ -96,8 +96,7 @@ def check_not_input(
     for field, path in inputs:
         if path is not None and same_file(output, path):
             raise InputError(
-                f"{name}: {output} would overwrite the {field} {path}; give the output "
-                "another name"
+                f"{name}: {output} would overwrite the {field} {path}; give the output another name"
             )
 
 
