@@ -16,6 +16,7 @@ from .checks import check_choice, check_keys, check_text, show
 from .choices import CONTROL_PREPROCESSORS
 from .errors import InputError
 from .image_files import fit_image, read_image
+from .inputs import in_folder
 from .limits import CONTROL_SCALE
 
 if TYPE_CHECKING:
@@ -128,21 +129,14 @@ def specs_from_folder(value: Any, folder: Path) -> Any:
             item = dict(item)
             images = item.get("images")
             if isinstance(images, str):
-                item["images"] = _in_folder(images, folder)
+                item["images"] = in_folder(images, folder)
             elif isinstance(images, list):
-                item["images"] = [_in_folder(path, folder) for path in images]
+                item["images"] = [in_folder(path, folder) for path in images]
             model = item.get("model")
             if isinstance(model, str) and model and (folder / model).is_dir():
-                item["model"] = _in_folder(model, folder)
+                item["model"] = in_folder(model, folder)
         specs.append(item)
     return specs
-
-
-def _in_folder(path: Any, folder: Path) -> Any:
-    """A relative path taken from `folder`; anything else as it is."""
-    if not isinstance(path, str) or not path:
-        return path
-    return str(folder / Path(path).expanduser())
 
 
 def _text(value: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
 from .limits import MAX_PROJECT_FILE_BYTES
@@ -53,6 +54,14 @@ def read_text(path: str | Path, what: str = "file") -> str:
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v")
 """Control files with these endings are read as videos; any other as an image."""
+
+
+def in_folder(path: Any, folder: Path) -> Any:
+    """A path from a project file in `folder`: a relative one taken from that folder (an
+    absolute one as it is); anything but non-empty text as it is, for its check to name."""
+    if not isinstance(path, str) or not path:
+        return path
+    return str(folder / Path(path).expanduser())
 
 
 def is_video(path: str | Path) -> bool:

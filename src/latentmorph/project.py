@@ -17,13 +17,13 @@ from typing import Any
 import yaml
 
 from .blending.plan import quality_settings
-from .blending.settings import BlendSettings
+from .blending.settings import BlendSettings, paths_from_folder
 from .checks import check_choice, check_device, check_keys, check_text, show
 from .choices import DTYPES
-from .control_inputs import check_control_count, control_paths, specs_from_folder
+from .control_inputs import check_control_count, control_paths
 from .errors import InputError, OutputError, ProjectFileError
 from .image_files import check_image
-from .inputs import free_name, read_text
+from .inputs import free_name, in_folder, read_text
 from .limits import SEED_LIMIT, check_duration, check_fps, check_length, check_seed
 from .movie.timing import keyframe_positions
 from .output_files import StagedText, check_name_length, remove_output
@@ -181,8 +181,8 @@ class Project:
                 raise InputError(f"keyframes[{i}]: give a mapping with a prompt")
             check_keys(f"keyframes[{i}].", item, KEYFRAME_KEYS + RECORDED_KEYFRAME_KEYS)
             image = item.get("image")
-            if folder is not None and isinstance(image, str) and image:
-                image = str(folder / Path(image).expanduser())
+            if folder is not None:
+                image = in_folder(image, folder)
             parsed.append(
                 Keyframe(item.get("prompt"), item.get("seed"), item.get("duration"), image)
             )
@@ -191,10 +191,8 @@ class Project:
             raise InputError("settings: give a mapping of setting names to values")
         allowed = tuple(f.name for f in dataclasses.fields(BlendSettings))
         check_keys("settings.", settings, allowed)
-        if folder is not None and isinstance(settings.get("mask"), str) and settings["mask"]:
-            settings = {**settings, "mask": str(folder / Path(settings["mask"]).expanduser())}
-        if folder is not None and "controlnet" in settings:
-            settings = {**settings, "controlnet": specs_from_folder(settings["controlnet"], folder)}
+        if folder is not None:
+            settings = paths_from_folder(settings, folder)
         options = {k: data[k] for k in PROJECT_KEYS[:5] if data.get(k) is not None}
         return cls(keyframes=parsed, settings=BlendSettings(**settings), **options)
 

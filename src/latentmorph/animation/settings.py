@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..blending.settings import BlendSettings
+from ..blending.settings import BlendSettings, paths_from_folder
 from ..checks import (
     check_choice,
     check_device,
@@ -24,10 +24,10 @@ from ..choices import (
     CURVES,
     DTYPES,
 )
-from ..control_inputs import control_paths, specs_from_folder
+from ..control_inputs import control_paths
 from ..errors import InputError
 from ..image_files import check_image
-from ..inputs import is_video
+from ..inputs import in_folder, is_video
 from ..limits import (
     FRACTION,
     FRAME,
@@ -290,16 +290,9 @@ class Animation:
         if folder is not None:
             for key in MEDIA_FIELDS:
                 if values.get(key):
-                    path = Path(check_text(key, values[key])).expanduser()
-                    values[key] = str(folder / path)
-            blend = values.get("blend")
-            if isinstance(blend, dict) and "controlnet" in blend:
-                controlnet = specs_from_folder(blend["controlnet"], folder)
-                values["blend"] = {**blend, "controlnet": controlnet}
-            blend = values.get("blend")
-            if isinstance(blend, dict) and isinstance(blend.get("mask"), str) and blend["mask"]:
-                mask = folder / Path(blend["mask"]).expanduser()
-                values["blend"] = {**blend, "mask": str(mask)}
+                    values[key] = in_folder(check_text(key, values[key]), folder)
+            if isinstance(values.get("blend"), dict):
+                values["blend"] = paths_from_folder(values["blend"], folder)
         return cls(prompts=_prompt_keyframes(data.get("prompts")), **values)
 
 

@@ -6,11 +6,13 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..checks import check_choice, check_flag, check_keys, check_text, show
 from ..choices import COMPILE_MODES, DISTANCES, FILLERS, PLACEMENTS, QUALITIES, VAE_DTYPES
-from ..control_inputs import ControlSpec, control_specs
+from ..control_inputs import ControlSpec, control_specs, specs_from_folder
 from ..errors import InputError
+from ..inputs import in_folder
 from ..limits import FRACTION, TIME_BUDGET, check_guidance, check_size
 from ..models.adapter import DiffusionAdapter
 from .crossfeed import Crossfeed
@@ -23,6 +25,17 @@ from .plan import (
 )
 
 DEFAULT_BRANCHES = 12
+
+
+def paths_from_folder(settings: dict, folder: Path) -> dict:
+    """Settings as a project file in `folder` gives them, with the relative paths of the mask and
+    of the ControlNets' images (and model folders) taken from that folder."""
+    settings = dict(settings)
+    if "mask" in settings:
+        settings["mask"] = in_folder(settings["mask"], folder)
+    if "controlnet" in settings:
+        settings["controlnet"] = specs_from_folder(settings["controlnet"], folder)
+    return settings
 
 
 def _crossfeed(name: str, value) -> Crossfeed | None:
