@@ -119,7 +119,7 @@ class MovieRenderer:
                 conds, seeds, self.images.images.get(0)
             )
             self._beginning = self.engine.begin(
-                self._conds, seeds, None, self.images.latents(self.model), pinned
+                self._conds, seeds, self.images.latents(self.model), pinned
             )
             self.images.measure(self._beginning.keyframes)
             first = self._beginning.first_level or {}

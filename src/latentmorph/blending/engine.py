@@ -155,14 +155,12 @@ class BlendingEngine:
         self,
         conds: Sequence[Conditioning],
         seeds: Sequence[int],
-        segments: Sequence[int] | None = None,
         images: dict[int, torch.Tensor] | None = None,
         pinned: Pinned | None = None,
     ) -> Beginning:
-        """The keyframes and the branching plan, ready for `transitions` of `segments` (segment
-        indices; default: all). Keyframes given as `images` (clean latents by keyframe index)
-        follow the trajectories `invert` finds for them and end at those latents; those in
-        `pinned` follow the trajectories given there.
+        """The keyframes and the branching plan, ready for `transitions`. Keyframes given as
+        `images` (clean latents by keyframe index) follow the trajectories `invert` finds for
+        them and end at those latents; those in `pinned` follow the trajectories given there.
 
         The first round of the first level needs no distances (each segment is one gap), so when
         the plan is known beforehand (no time budget) it runs in the keyframes' batch from its
@@ -170,7 +168,7 @@ class BlendingEngine:
         """
         s = self.settings
         count = len(seeds) - 1
-        segments = range(count) if segments is None else segments
+        segments = range(count)
         pinned = {**(pinned or {}), **(self.invert(images, conds) if images else {})}
         if s.time_budget is None and s.batched and segments:
             plan = s.branching_plan()
