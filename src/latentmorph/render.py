@@ -147,15 +147,14 @@ class MovieRenderer:
 
     def trees(self, parts: PartsFolder | None = None) -> Iterator[TransitionTree]:
         """The transition tree of each segment in order, computed as it is asked for (a few
-        neighbouring segments at a time, their levels batched together). With `parts`, the
-        segments found there are read, not computed, and each computed one is saved there;
-        when every segment is found, no diffusion runs. With a time budget the plan is fitted
-        to times measured on the keyframes, so `parts` is not used.
+        neighbouring segments at a time, their levels batched together).
 
-        With `parts`, the keyframes are computed as in a render without them, and the windows of
-        segments that grow together (`segment_windows`) with any segment missing grow whole, so
-        the movie equals one render without a stop frame for frame; a window's parts are all
-        saved before the first of its trees is given out."""
+        With `parts`, the segments found there are read, not computed (when all are found, no
+        diffusion runs), and the others grow exactly as in a render without parts: the
+        keyframes' batch is the same, and each window of neighbours (`segment_windows`) with a
+        segment missing grows whole; a window's parts are all saved before the first of its
+        trees is given out. With a time budget the plan is fitted to times measured on the
+        keyframes, so `parts` is not used."""
         segments = len(self.project.keyframes) - 1
         if parts is None or self.settings.time_budget is not None:
             self.keyframes()
