@@ -29,6 +29,7 @@ class KeyframeImages:
 
     @classmethod
     def read(cls, keyframes: Sequence[Keyframe]) -> KeyframeImages:
+        """The images of the keyframes that have one (errors name `keyframes[i].image`)."""
         images, digests = {}, {}
         for i, kf in enumerate(keyframes):
             if kf.image is not None:
