@@ -74,6 +74,7 @@ def media() -> dict[str, bytes]:
         write_clip(folder / "ok.mp4")
         write_aac(folder / "ok.m4a", tone_samples(440, 22050))
         Image.new("RGB", (32, 32), (200, 30, 30)).save(folder / "image.png")
+        Image.new("RGB", (1, 1)).save(folder / "tiny.png")
         return {path.name: path.read_bytes() for path in folder.iterdir()}
 
 
@@ -113,6 +114,13 @@ def check(argv: list[str], folder: Path) -> str:
     assert ": " in line.removeprefix("latentmorph: error: "), f"no field named: {line}"
     assert len(line) < 700, "the message should shorten what it quotes"
     return line
+
+
+def image_folder(folder: Path) -> None:
+    """Writes the image files IMAGE_FILES name: an image, a text and a 1x1 image."""
+    (folder / "image.png").write_bytes(media()["image.png"])
+    (folder / "text.png").write_text("not an image")
+    (folder / "tiny.png").write_bytes(media()["tiny.png"])
 
 
 @contextlib.contextmanager
@@ -221,6 +229,8 @@ def argv_of(pairs, folder: Path) -> list[str]:
 
 # --- transition ----------------------------------------------------------------------------
 
+IMAGE_FILES = ["@image.png", "@image.png", "@missing.png", "@existing", "@text.png", "@tiny.png"]
+"""Image files of an example's folder (see `image_folder`), some not images."""
 CHOICE_TEXT = st.one_of(st.sampled_from(["", "x", "auto", "none"]), st.text(max_size=8))
 PLAN = st.one_of(
     st.sampled_from(["4@0.3 8@0.5 20@0.9", "5@s2 9@s3", "100000@0.5", "5@2", "2@0.5", "", "@"]),
@@ -263,15 +273,30 @@ TRANSITION_FLAGS = {
     "--placement": mostly(st.sampled_from(["adaptive", "even", "sequential"]), CHOICE_TEXT),
     "--distance": mostly(st.sampled_from(["auto", "pixel"]), CHOICE_TEXT),
     "--sheet": st.sampled_from(["@s.png", "@s.jpg", "@missing/s.png", "@existing", "@.png"]),
+    "--mask": st.sampled_from(IMAGE_FILES),
+    "--prompts": st.lists(PROMPT, min_size=1, max_size=3),
+    "--controlnet": mostly(st.just("@existing"), st.sampled_from(["", "x.ckpt", "@missing"])),
+    "--control-image": st.lists(st.sampled_from(IMAGE_FILES), min_size=1, max_size=3),
+    "--control-scale": mostly(decimal(0, 5)),
+    "--control-preprocess": mostly(st.sampled_from(["none", "canny"]), CHOICE_TEXT),
 }
+TRANSITION_KEYFRAME = st.one_of(PROMPT, st.sampled_from([*IMAGE_FILES, "x.png", " @image.png"]))
+"""A keyframe of a transition: a prompt or an image file."""
 
 
 @fuzzed(400)
-@given(a=PROMPT, b=PROMPT, output=OUTPUT, flags=flag_values(TRANSITION_FLAGS))
+@given(
+    a=TRANSITION_KEYFRAME,
+    b=TRANSITION_KEYFRAME,
+    output=OUTPUT,
+    flags=flag_values(TRANSITION_FLAGS),
+)
 @example(a="a", b="b", output="t.mp4", flags=(("--fps", "1e9"),))
 @example(a="a", b="b", output="t.mp4", flags=(("--quality", "ultra"), ("--duration", "1000")))
 def test_transition(workspace, a, b, output, flags):
     with example_folder(workspace) as folder:
+        image_folder(folder)
+        a, b = prepare(folder, a), prepare(folder, b)
         argv = ["transition", a, b, "-o", prepare(folder, IN_FOLDER + output), "--quiet"]
         argv += argv_of(flags, folder)
         if "--model" not in argv:
@@ -342,6 +367,11 @@ ANIMATE_FLAGS = {
     "--audio-reduce": mostly(st.sampled_from(["max", "median", "mean"]), CHOICE_TEXT),
     "--branches": mostly(whole(2, 40)),
     "--depth-strength": FRACTION,
+    "--mask": TRANSITION_FLAGS["--mask"],
+    "--controlnet": TRANSITION_FLAGS["--controlnet"],
+    "--control-image": st.lists(st.sampled_from([*IMAGE_FILES, "@clip.mp4"]), max_size=2),
+    "--control-scale": TRANSITION_FLAGS["--control-scale"],
+    "--control-preprocess": TRANSITION_FLAGS["--control-preprocess"],
 }
 SCHEDULE_LINE = st.tuples(
     mostly(st.integers(0, 120).map(str), st.sampled_from(["-1", "1000000000000", "x", "", "1.5"])),
@@ -435,6 +465,8 @@ def test_animate(workspace, prompts, output, flags, audio, video):
     with example_folder(workspace) as folder:
         schedule = folder / "prompts.txt"
         schedule.write_bytes(prompts)
+        image_folder(folder)
+        (folder / "clip.mp4").write_bytes(media()["ok.mp4"])
         argv = ["animate", str(schedule), "-o", prepare(folder, IN_FOLDER + output), "--quiet"]
         argv += argv_of(flags, folder)
         if audio is not None:
@@ -464,6 +496,10 @@ ANY = st.recursive(
     max_leaves=6,
 )
 TEXT = st.text(string.ascii_letters + " ", min_size=1, max_size=20).filter(str.strip)
+PROJECT_IMAGE = mostly(
+    st.sampled_from(["image.png", "missing.png", "text.png", "tiny.png", "song.wav"]), ANY
+)
+"""An image file named in a project file (relative to its folder; see `image_folder`)."""
 FRACTION_VALUE = st.floats(0, 1)
 CROSSFEED = st.one_of(
     st.lists(FRACTION_VALUE, min_size=3, max_size=3),
@@ -490,6 +526,17 @@ BLEND = {
     "placement": st.sampled_from(["adaptive", "even", "sequential"]),
     "compile": st.sampled_from(["auto", "on", "off"]),
     "vae_dtype": st.sampled_from(["auto", "float32", "float16"]),
+    "mask": PROJECT_IMAGE,
+    "controlnet": st.lists(
+        st.fixed_dictionaries(
+            {"model": mostly(st.just("net"), ANY), "images": mostly(st.lists(PROJECT_IMAGE), ANY)},
+            optional={
+                "scale": mostly(st.floats(0, 5), ANY),
+                "preprocess": mostly(st.sampled_from(["none", "canny"]), ANY),
+            },
+        ),
+        max_size=2,
+    ),
 }
 
 
@@ -509,6 +556,8 @@ KEYFRAME = mostly(
             optional={
                 "seed": mostly(st.integers(0, 2**32 - 1), ANY),
                 "duration": mostly(st.floats(0.05, 10), ANY),
+                "image": PROJECT_IMAGE,
+                "psnr": ANY,
             },
         ),
     ),
@@ -631,6 +680,7 @@ def test_movie(workspace, project, output, flags):
     with example_folder(workspace) as folder:
         (folder / "song.wav").write_bytes(media()["ok.wav"])
         (folder / "clip.mp4").write_bytes(media()["ok.mp4"])
+        image_folder(folder)
         path = folder / "p.yaml"
         if project is None:
             path.mkdir()
@@ -684,15 +734,19 @@ CORPUS = [
     (["movie", "{project:settings: {time_budget: 1.0e+300}}"], "time_budget: 1e+300 is not"),
     (["movie", "{project:settings: {keyframe_crossfeed: [0, 2, 0]}}"], "keyframe_crossfeed.range"),
     (["movie", "{project:settings: {quality: ultra}\nduration: 1000}"], "quality: 'ultra' gives"),
+    # an m4a cut before its codec's parameters: AttributeError (the stream has no rate)
+    (["animate", "{prompts}", "--audio", "{m4a}"], "--audio: {m4a} cannot be read as audio (it"),
 ]
 
 
 def corpus_argv(words: list[str], folder: Path) -> tuple[list[str], dict[str, str]]:
     """The words with their placeholders filled: {d} the folder, {prompts} a schedule file,
-    {clip} a damaged video, {image} a PNG, {project:TEXT} a movie project file with TEXT."""
+    {clip} a damaged video, {m4a} a damaged m4a, {image} a PNG, {project:TEXT} a movie project
+    file with TEXT."""
     files = {"d": str(folder), "prompts": str(folder / "prompts.txt")}
     (folder / "prompts.txt").write_text("0: a\n10: b\n")
     files["clip"] = write_media(folder, TRUNCATED_CLIP)
+    files["m4a"] = write_media(folder, ("ok.m4a", 0.97265625))
     files["image"] = write_media(folder, ("image.png", None))
     argv = []
     for word in words:

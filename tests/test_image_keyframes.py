@@ -291,3 +291,13 @@ def test_inversion_keeps_to_the_batch_limit(demo, generated, monkeypatch):
         demo, "", "", images=generated, seeds=(1, 2), branches=2, max_batch=1, progress=False
     ).render()
     assert sizes and max(sizes) == 1
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [([], r"keyframes\[1\]\.image: a list is not allowed; use text"), ("", "missing; give")],
+)
+def test_an_image_that_is_not_a_path_is_named(image, message):
+    # found by fuzzing: a list as image was a TypeError
+    with pytest.raises(InputError, match=message):
+        Project([Keyframe("a"), Keyframe("b", image=image)])

@@ -200,7 +200,9 @@ class Project:
 def _with_image_checked(keyframe: Keyframe, field: str) -> Keyframe:
     """The keyframe with its image's path made absolute once the file's header shows an image
     of allowed size (its prompt "" when none is given)."""
-    path = check_text(field, os.fspath(keyframe.image), empty=False)
+    image = keyframe.image
+    image = os.fspath(image) if isinstance(image, os.PathLike) else image
+    path = check_text(field, image, empty=False)
     path = os.path.abspath(check_image(os.path.expanduser(path), field))
     return dataclasses.replace(keyframe, image=path, prompt=keyframe.prompt or "")
 

@@ -229,7 +229,10 @@ def _audio_stream(container: av.container.InputContainer, path: str | Path) -> a
     """The first audio stream of `container`, the opened file `path`."""
     if not container.streams.audio:
         raise MediaError(f"{path} has no audio track")
-    return container.streams.audio[0]
+    stream = container.streams.audio[0]
+    if stream.codec_context is None:  # a file cut before its codec's parameters
+        raise MediaError(f"{path} has an audio track FFmpeg cannot decode")
+    return stream
 
 
 def _mono_chunks(
