@@ -99,7 +99,7 @@ def main() -> None:
 
     photo = drawn_photo(s.width)
     if args.photo is not None:
-        photo = fit_image(read_image(args.photo, "--photo"), s.width, s.height)[0]
+        photo = fit_image(read_image(args.photo, "--photo"), s.width, s.height, "--photo")[0]
     print("| image | way | " + " | ".join(f"from step {k}" for k in STARTS) + " |")
     print("|---|---|" + "---|" * len(STARTS))
     rows: dict[str, list[list[float]]] = {}

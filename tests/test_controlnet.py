@@ -503,3 +503,17 @@ def test_an_animation_takes_one_control_file_per_controlnet(capsys, sdxl_with_ne
         "latentmorph: error: --control-image: 2 files given; give one control image or video per "
         "--controlnet\n"
     )
+
+
+def test_a_control_video_without_frames_is_named(sdxl_with_net, tmp_path, monkeypatch):
+    from latentmorph.animation import control
+    from latentmorph.control_inputs import ControlSpec
+    from latentmorph.errors import MediaError
+    from tests.media import write_clip
+
+    model, folder = sdxl_with_net
+    clip = write_clip(tmp_path / "clip.mp4")
+    monkeypatch.setattr(control, "VideoInput", lambda path: iter(()))  # decodes no frame
+    spec = ControlSpec(str(folder / "net"), (str(clip),))
+    with pytest.raises(MediaError, match=r"controlnet\[0\]\.images\[0\]: .* holds no video frame"):
+        control.ControlFrames([spec], (64, 64), model)

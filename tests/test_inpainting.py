@@ -257,11 +257,39 @@ def test_a_masked_animation_gives_every_image_after_the_first_its_masked_image(
     assert not torch.allclose(masked, first)
 
 
-def test_a_controlnet_is_refused_with_an_inpainting_model(sd_inpainting, tmp_path):
+def test_a_controlnet_of_the_base_guides_an_inpainting_model(sd_inpainting, tmp_path):
+    from tests.test_controlnet import tiny_controlnet
+
+    tiny_controlnet(tiny_sd_pipeline()).save_pretrained(tmp_path / "net")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), np.uint8)).save(
+        tmp_path / "control.png"
+    )
+    mask = draw_mask(tmp_path / "mask.png")
+
+    def render(controlnet: list) -> list[np.ndarray]:
+        t = Transition(
+            sd_inpainting,
+            "a red circle",
+            "a blue square",
+            seeds=(1, 2),
+            branches=3,
+            mask=str(mask),
+            controlnet=controlnet,
+            progress=False,
+        )
+        return [np.asarray(image, dtype=np.int16) for image in t.render()]
+
+    guided = render([{"model": str(tmp_path / "net"), "images": [str(tmp_path / "control.png")]}])
+    plain = render([])
+    assert np.abs(guided[-1] - plain[-1]).mean() > 3
+    assert all(np.abs(f - guided[0])[:, :KEPT].max() == 0 for f in guided)
+
+
+def test_a_controlnet_made_from_an_inpainting_unet_is_refused(sd_inpainting, tmp_path):
     net = ControlNetModel.from_unet(
-        tiny_sd_pipeline().unet, conditioning_embedding_out_channels=(16, 32)
+        tiny_sd_inpaint_pipeline().unet, conditioning_embedding_out_channels=(16, 32)
     )
     net.save_pretrained(tmp_path / "net")
-    with pytest.raises(ModelLoadError, match=r"in_channels 4, the model's 9\); use a ControlNet"):
+    with pytest.raises(ModelLoadError, match=r"takes an inpainting UNet's 9 input channels"):
         sd_inpainting.use_controlnets([str(tmp_path / "net")], [1.0])
     assert sd_inpainting.control is None

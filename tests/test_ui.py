@@ -565,19 +565,18 @@ def test_candidates_are_made_without_the_mask(models, session, form, tmp_path):
         assert np.array_equal(_pixels(shot.image), _pixels(again.image))
 
 
-def test_candidates_and_edits_follow_the_controlnet_as_the_movie_keyframes_do(
+def test_candidates_leave_the_controlnet_of_a_running_render_alone(
     models, session, form, tmp_path, controlnet
 ):
+    model = models.get(MODEL)
     plain = callbacks.generate_candidates(models, session, MODEL, "a lighthouse", 5, False, form)
     form.update(cn_model=controlnet, cn_image=_draw_pattern(tmp_path / "control.png"))
-    guided = callbacks.generate_candidates(models, session, MODEL, "a lighthouse", 5, False, form)
-    project = callbacks.movie_project(MODEL, guided[0][:2], form)
-    movie = MovieRenderer(project, models.get(MODEL), progress=False).keyframes()
-    for shot, without, keyframe in zip(guided[0], plain[0], movie):
-        expected = np.asarray(keyframe.image, float)
-        assert np.abs(_pixels(shot.image) - expected).mean() < 0.5
-        assert np.abs(_pixels(without.image) - expected).mean() > 5
-    edited = callbacks.edit_keyframe(
-        models, session, MODEL, guided[0][:2], 1, "a lighthouse", 8, 1.0, form
-    )[0]
-    assert np.abs(_pixels(edited[1].image) - _pixels(guided[0][3].image).astype(float)).mean() < 0.5
+    project = callbacks.movie_project(MODEL, plain[0][:2], form)
+    MovieRenderer(project, model, progress=False)  # a render's ControlNet, as it starts
+    in_use = model.control
+    assert in_use is not None
+    form.update(cn_model="")
+    again = callbacks.generate_candidates(models, session, MODEL, "a lighthouse", 5, False, form)
+    assert model.control is in_use
+    for shot, same in zip(plain[0], again[0], strict=True):
+        assert np.array_equal(_pixels(shot.image), _pixels(same.image))

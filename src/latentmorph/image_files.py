@@ -83,7 +83,7 @@ def _converted(image: Image.Image, mode: str) -> Image.Image:
 
 
 def fit_image(
-    image: Image.Image, width: int, height: int, what: str = "image"
+    image: Image.Image, width: int, height: int, what: str
 ) -> tuple[Image.Image, str | None]:
     """`image` scaled to cover `width` x `height` and cropped to it around its centre, and a
     notice naming it as `what` when its size changed (None when not)."""

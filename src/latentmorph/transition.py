@@ -20,7 +20,7 @@ from .render import MovieRenderer, Summary
 class Transition:
     """A latent-blending transition from `prompt_a` to `prompt_b`.
 
-    `pipe` is what `load_pipeline` returns or a diffusers SD, SDXL (text-to-image or
+    `pipe` is what `load_pipeline` returns or a diffusers SD or SDXL (text-to-image or
     inpainting), SD3 or FLUX pipeline.
     Settings are those of `BlendSettings` (steps, branches, time_budget, depth_strength, quality,
     plan, guidance_scale, guidance_damper, negative_prompt, size or width/height,

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from PIL import Image
 
 from ..control_inputs import ControlSpec, preprocessed
-from ..errors import InputError
+from ..errors import InputError, MediaError
 from ..image_files import fit_image, read_image
 from ..inputs import check_input_file, is_video
 from ..models.adapter import Conditioning, DiffusionAdapter
@@ -46,7 +46,10 @@ class ControlFrames:
             return self._fitted(image, path, spec)
         check_input_file(path, field, "a control image or video")
         frames = (self._fitted(frame, path, spec, video=True) for frame in VideoInput(path))
-        return itertools.chain([next(frames)], frames)
+        first = next(frames, None)
+        if first is None:
+            raise MediaError(f"{field}: {path} holds no video frame; give a control image or video")
+        return itertools.chain([first], frames)
 
     def _fitted(self, image: Image.Image, name: str, spec: ControlSpec, video: bool = False):
         what = "control video" if video else "control image"

@@ -27,7 +27,8 @@ from .tree import Branch, TransitionTree
 
 Progress = Callable[[int], None]
 Pinned = dict[int, list[torch.Tensor]]
-"""Trajectories of keyframes given as images, by keyframe index (see `BlendingEngine.invert`)."""
+"""Trajectories fixed beforehand, by keyframe index: of keyframes given as images (see
+`BlendingEngine.invert`), or an inpainting model's keyframe 1 (see `with_kept_image`)."""
 MAX_BATCH = 1 << 16
 # segments of a movie grown together hold about this many images and their trajectories
 WINDOW_IMAGES = 64

@@ -59,7 +59,8 @@ class FamilyDefaults:
 
 @dataclass(frozen=True)
 class Conditioning:
-    """Text conditioning of a batch: named tensors that share batch dimension 0."""
+    """Conditioning of a batch (text embeddings, control images, an inpainting model's mask and
+    masked image): named tensors that share batch dimension 0."""
 
     tensors: dict[str, torch.Tensor]
 
@@ -180,7 +181,8 @@ class DiffusionAdapter:
 
     @property
     def latent_channels(self) -> int:
-        """Channels of the latents the denoiser takes."""
+        """Channels of the VAE's latents (the denoiser's input, less an inpainting model's mask
+        and masked image)."""
         return int(self.pipe.vae.config.latent_channels)
 
     @classmethod

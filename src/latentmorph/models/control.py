@@ -100,13 +100,27 @@ class ControlNets:
         return residuals
 
 
-SD_CONTROLNETS = ControlNetKind(
-    ControlNetModel,
-    lambda config: {
-        k: config.get(k) for k in ("cross_attention_dim", "addition_embed_type", "in_channels")
-    },
-)
-"""ControlNets of SD 1.x/2.x and SDXL UNets."""
+def _unet_sizes(config) -> dict[str, Any]:
+    """The sizes in which an SD ControlNet must agree with a UNet; `in_channels` are those of
+    the latents (an inpainting UNet's 9 = latents, mask, masked image: its ControlNet reads the
+    4 of the latents, as diffusers' ControlNet inpainting pipelines give them)."""
+    sizes = {k: config.get(k) for k in ("cross_attention_dim", "addition_embed_type")}
+    channels = config.get("in_channels")
+    sizes["in_channels"] = (channels - 1) // 2 if channels == 9 else channels
+    return sizes
+
+
+def _inpainting_input_refusal(config) -> str | None:
+    if config.get("in_channels") == 9:
+        return (
+            "takes an inpainting UNet's 9 input channels; ControlNets read the 4 of the latents "
+            "(use one made for the text-to-image base)"
+        )
+    return None
+
+
+SD_CONTROLNETS = ControlNetKind(ControlNetModel, _unet_sizes, _inpainting_input_refusal)
+"""ControlNets of SD 1.x/2.x and SDXL UNets (text-to-image or inpainting)."""
 
 
 def _second_half(value):

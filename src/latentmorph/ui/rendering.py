@@ -13,7 +13,6 @@ from ..animation.settings import Animation
 from ..blending.crossfeed import Crossfeed
 from ..blending.engine import BlendingEngine
 from ..blending.settings import BlendSettings
-from ..control_inputs import ControlImages
 from ..models.adapter import DiffusionAdapter
 from ..project import SEED_LIMIT, Project
 from ..render import MovieRenderer, Summary
@@ -41,18 +40,16 @@ def keyframe_images(
     model: DiffusionAdapter, prompts: Sequence[str], seeds: Sequence[int], settings: BlendSettings
 ) -> list[Image.Image]:
     """The images that a movie with `settings` shows at keyframes with these prompts and seeds,
-    guided by its ControlNets and control images (one for every keyframe, or one per prompt).
+    but without its ControlNets (the model is shared by every session, and the ControlNets in
+    use are the model's: a preview must not change them under a running render).
 
     Computed without keyframe crossfeed, which ties a keyframe to the one before it in a movie,
     and without the mask, which holds every keyframe to the first one's kept region.
     """
-    control = ControlImages.read(settings.controlnet, len(prompts))
-    alone = settings.replace(keyframe_crossfeed=Crossfeed(), mask=None)
+    alone = settings.replace(keyframe_crossfeed=Crossfeed(), mask=None, controlnet=[])
     resolved, _ = alone.resolve(model)
-    control.prepare(model, resolved.width, resolved.height)
     engine = BlendingEngine(model, resolved)
-    conds = control.conditioned(model, engine.encode(list(prompts)))
-    return [branch.image for branch in engine.keyframes(conds, list(seeds))]
+    return [branch.image for branch in engine.keyframes(engine.encode(list(prompts)), list(seeds))]
 
 
 class _StoppableMovie(MovieRenderer):
