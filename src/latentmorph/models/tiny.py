@@ -124,16 +124,21 @@ def _unet(
 
 
 def tiny_sd_pipeline(
-    seed: int = 0, prediction_type: str = "epsilon", timestep_spacing: str = "leading"
-) -> StableDiffusionPipeline:
-    """A tiny SD 1.x/2.x-style pipeline (one text encoder); prediction may be v_prediction."""
+    seed: int = 0,
+    prediction_type: str = "epsilon",
+    timestep_spacing: str = "leading",
+    inpainting: bool = False,
+) -> StableDiffusionPipeline | StableDiffusionInpaintPipeline:
+    """A tiny SD 1.x/2.x-style pipeline (one text encoder); prediction may be v_prediction; with
+    `inpainting`, an inpainting pipeline (its UNet takes latents, mask and masked image)."""
     torch.manual_seed(seed)
     tokenizer = char_tokenizer()
-    return StableDiffusionPipeline(
+    pipeline = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
+    return pipeline(
         vae=_vae(),
         text_encoder=CLIPTextModel(text_config(tokenizer)),
         tokenizer=tokenizer,
-        unet=_unet(TEXT_DIM, sdxl=False),
+        unet=_unet(TEXT_DIM, sdxl=False, in_channels=_unet_channels(inpainting)),
         scheduler=_scheduler(prediction_type, timestep_spacing),
         safety_checker=None,
         feature_extractor=None,
@@ -142,50 +147,37 @@ def tiny_sd_pipeline(
 
 
 def tiny_sdxl_pipeline(
-    seed: int = 0, prediction_type: str = "epsilon", timestep_spacing: str = "leading"
-) -> StableDiffusionXLPipeline:
-    """A tiny SDXL-style pipeline (two text encoders, pooled embeddings, text-time conditioning)."""
+    seed: int = 0,
+    prediction_type: str = "epsilon",
+    timestep_spacing: str = "leading",
+    inpainting: bool = False,
+) -> StableDiffusionXLPipeline | StableDiffusionXLInpaintPipeline:
+    """A tiny SDXL-style pipeline (two text encoders, pooled embeddings, text-time conditioning);
+    with `inpainting`, an inpainting pipeline."""
     torch.manual_seed(seed)
     tokenizer = char_tokenizer()
     config = text_config(tokenizer)
-    return StableDiffusionXLPipeline(
+    pipeline = StableDiffusionXLInpaintPipeline if inpainting else StableDiffusionXLPipeline
+    return pipeline(
         vae=_vae(),
         text_encoder=CLIPTextModel(config),
         text_encoder_2=CLIPTextModelWithProjection(config),
         tokenizer=tokenizer,
         tokenizer_2=tokenizer,
-        unet=_unet(2 * TEXT_DIM, sdxl=True),
+        unet=_unet(2 * TEXT_DIM, sdxl=True, in_channels=_unet_channels(inpainting)),
         scheduler=_scheduler(prediction_type, timestep_spacing),
     )
 
 
 def tiny_sd_inpaint_pipeline(seed: int = 0) -> StableDiffusionInpaintPipeline:
     """A tiny SD inpainting pipeline (its UNet takes latents, mask and masked image)."""
-    torch.manual_seed(seed)
-    tokenizer = char_tokenizer()
-    return StableDiffusionInpaintPipeline(
-        vae=_vae(),
-        text_encoder=CLIPTextModel(text_config(tokenizer)),
-        tokenizer=tokenizer,
-        unet=_unet(TEXT_DIM, sdxl=False, in_channels=INPAINT_CHANNELS),
-        scheduler=_scheduler("epsilon", "leading"),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    return tiny_sd_pipeline(seed, inpainting=True)
 
 
 def tiny_sdxl_inpaint_pipeline(seed: int = 0) -> StableDiffusionXLInpaintPipeline:
     """A tiny SDXL inpainting pipeline (its UNet takes latents, mask and masked image)."""
-    torch.manual_seed(seed)
-    tokenizer = char_tokenizer()
-    config = text_config(tokenizer)
-    return StableDiffusionXLInpaintPipeline(
-        vae=_vae(),
-        text_encoder=CLIPTextModel(config),
-        text_encoder_2=CLIPTextModelWithProjection(config),
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer,
-        unet=_unet(2 * TEXT_DIM, sdxl=True, in_channels=INPAINT_CHANNELS),
-        scheduler=_scheduler("epsilon", "leading"),
-    )
+    return tiny_sdxl_pipeline(seed, inpainting=True)
+
+
+def _unet_channels(inpainting: bool) -> int:
+    return INPAINT_CHANNELS if inpainting else LATENT_CHANNELS
