@@ -213,6 +213,10 @@ class DiffusionAdapter:
         """
         if weighted:
             return self._encode_weighted(prompts, negative_prompt)
+        return self._encode_plain(prompts, negative_prompt)
+
+    def _encode_plain(self, prompts: Sequence[str], negative_prompt: str) -> Conditioning:
+        """`encode` without prompt weighting, through the pipeline's own text encoding."""
         embeds, negative = self.pipe.encode_prompt(
             list(prompts),
             self.device,
@@ -517,12 +521,7 @@ class SDXLAdapter(DiffusionAdapter):
 
     family = "sdxl"
 
-    @torch.no_grad()
-    def encode(
-        self, prompts: Sequence[str], negative_prompt: str = "", weighted: bool = False
-    ) -> Conditioning:
-        if weighted:
-            return self._encode_weighted(prompts, negative_prompt)
+    def _encode_plain(self, prompts: Sequence[str], negative_prompt: str) -> Conditioning:
         n = len(prompts)
         embeds, negative, pooled, negative_pooled = self.pipe.encode_prompt(
             list(prompts),

@@ -56,12 +56,7 @@ class FluxAdapter(FlowAdapter):
     def family_text_length(self) -> int:
         return GUIDED_TEXT_LENGTH if self.guided else UNGUIDED_TEXT_LENGTH
 
-    @torch.no_grad()
-    def encode(
-        self, prompts: Sequence[str], negative_prompt: str = "", weighted: bool = False
-    ) -> Conditioning:
-        if weighted:
-            return self._encode_weighted(prompts, negative_prompt)
+    def _encode_plain(self, prompts: Sequence[str], negative_prompt: str) -> Conditioning:
         if negative_prompt:
             log.warning("negative prompt ignored: FLUX models have no unconditional branch")
         embeds, pooled, _ = self.pipe.encode_prompt(

@@ -29,12 +29,7 @@ class SD3Adapter(FlowAdapter):
         """Width and height must be multiples of this many pixels (VAE factor times patch)."""
         return int(self.pipe.vae_scale_factor) * int(self.pipe.transformer.config.patch_size)
 
-    @torch.no_grad()
-    def encode(
-        self, prompts: Sequence[str], negative_prompt: str = "", weighted: bool = False
-    ) -> Conditioning:
-        if weighted:
-            return self._encode_weighted(prompts, negative_prompt)
+    def _encode_plain(self, prompts: Sequence[str], negative_prompt: str) -> Conditioning:
         embeds, negative, pooled, negative_pooled = self.pipe.encode_prompt(
             prompt=list(prompts),
             prompt_2=None,
