@@ -10,21 +10,14 @@ from PIL import Image
 
 from latentmorph.cli import main
 
+from .command_line import run_cli
+
 FAST = ["--model", "tiny-sd", "--quiet", "--duration", "1", "--fps", "8"]
-
-
-def _run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:  # argparse's own errors
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_transition_writes_movie_project_and_summary(capsys, tmp_path):
     out = tmp_path / "t.mp4"
-    code, stdout, _ = _run(
+    code, stdout, _ = run_cli(
         capsys,
         "transition",
         "a red circle",
@@ -51,8 +44,8 @@ def test_transition_writes_movie_project_and_summary(capsys, tmp_path):
 
 
 def test_movie_reproduces_from_the_project_file(capsys, tmp_path):
-    _run(capsys, "transition", "a", "b", "-o", str(tmp_path / "t"), *FAST, "--branches", "3")
-    code, stdout, _ = _run(capsys, "movie", str(tmp_path / "t.yaml"), "--quiet")
+    run_cli(capsys, "transition", "a", "b", "-o", str(tmp_path / "t"), *FAST, "--branches", "3")
+    code, stdout, _ = run_cli(capsys, "movie", str(tmp_path / "t.yaml"), "--quiet")
     assert code == 0
     assert (tmp_path / "t.mp4").is_file()
     assert "3 images computed" in stdout
@@ -72,7 +65,7 @@ def test_out_of_memory_is_a_note_and_max_batch_overrides_the_project(capsys, tmp
     monkeypatch.setattr(DiffusionAdapter, "denoise", one_fits)
     out = tmp_path / "t.mp4"
     argv = ["transition", "a", "b", "-o", str(out), *FAST, "--plan", "4@s4", "--placement", "even"]
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 0 and count_frames_and_secs(str(out))[0] == 8
     # the keyframes' batch with the first level (4 images: placed evenly, all in one round)
     # fails at its start, then the keyframes alone (2); then everything runs one image at a time
@@ -81,7 +74,7 @@ def test_out_of_memory_is_a_note_and_max_batch_overrides_the_project(capsys, tmp
     assert err == note.format(4, 2) + note.format(2, 1)
     assert sizes == [2, 2, 1, 1, 1, 1]
     sizes.clear()
-    code, _, err = _run(capsys, "movie", str(tmp_path / "t.yaml"), "--quiet", "--max-batch", "1")
+    code, _, err = run_cli(capsys, "movie", str(tmp_path / "t.yaml"), "--quiet", "--max-batch", "1")
     assert code == 0 and sizes == [1, 1, 1, 1]
     assert err == (  # the project file read is an input: kept
         f"latentmorph: note: project file written as {tmp_path / 't.render.yaml'}: "
@@ -125,7 +118,7 @@ def test_out_of_memory_is_a_note_and_max_batch_overrides_the_project(capsys, tmp
 def test_bad_transition_input_exits_2_with_one_line(capsys, tmp_path, args, message):
     out = tmp_path / "t.mp4"
     argv = ["transition", "a", "b", "-o", str(out), *FAST, *args]
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert err.count("\n") == 1
     assert message in err
@@ -150,7 +143,7 @@ def test_bad_transition_input_exits_2_with_one_line(capsys, tmp_path, args, mess
 def test_bad_project_file_exits_2_naming_file_and_field(capsys, tmp_path, text, message):
     path = tmp_path / "p.yaml"
     path.write_text(text)
-    code, _, err = _run(capsys, "movie", str(path), "-o", str(tmp_path / "m.mp4"), "--quiet")
+    code, _, err = run_cli(capsys, "movie", str(path), "-o", str(tmp_path / "m.mp4"), "--quiet")
     assert code == 2
     assert err.count("\n") == 1
     assert f"latentmorph: error: {path}: " in err and message in err
@@ -165,7 +158,7 @@ def test_bad_project_file_exits_2_naming_file_and_field(capsys, tmp_path, text, 
     ],
 )
 def test_bad_output_path_exits_2(capsys, tmp_path, output, message):
-    code, _, err = _run(capsys, "transition", "a", "b", "-o", str(tmp_path / output), *FAST)
+    code, _, err = run_cli(capsys, "transition", "a", "b", "-o", str(tmp_path / output), *FAST)
     assert code == 2 and message in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
 
@@ -245,16 +238,16 @@ def test_placement_reaches_the_engine_and_the_project_file(capsys, tmp_path, mon
     monkeypatch.setattr(engine, "get_placement", recording)
     out = tmp_path / "t.mp4"
     argv = ["transition", "a", "b", "-o", str(out), *FAST, "--branches", "4"]
-    code, _, _ = _run(capsys, *argv, "--placement", "sequential")
+    code, _, _ = run_cli(capsys, *argv, "--placement", "sequential")
     assert code == 0 and used == ["sequential"]
     recorded = yaml.safe_load((tmp_path / "t.yaml").read_text())
     assert recorded["settings"]["placement"] == "sequential"
-    code, _, _ = _run(capsys, "movie", str(tmp_path / "t.yaml"), "-o", str(tmp_path / "m.mp4"))
+    code, _, _ = run_cli(capsys, "movie", str(tmp_path / "t.yaml"), "-o", str(tmp_path / "m.mp4"))
     assert code == 0 and used == ["sequential", "sequential"]
     assert yaml.safe_load((tmp_path / "m.yaml").read_text())["settings"]["placement"] == (
         "sequential"
     )
-    code, _, _ = _run(capsys, *argv)
+    code, _, _ = run_cli(capsys, *argv)
     assert code == 0 and used[-1] == "adaptive"
     assert yaml.safe_load((tmp_path / "t.yaml").read_text())["settings"]["placement"] == "adaptive"
 
@@ -276,7 +269,7 @@ def test_placement_round_trips_through_a_project_file(tmp_path, placement):
 def test_a_bad_placement_in_a_project_file_names_the_file_and_field(capsys, tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("keyframes: [a, b]\nsettings: {placement: random}\n")
-    code, _, err = _run(capsys, "movie", str(path), "-o", str(tmp_path / "m.mp4"), "--quiet")
+    code, _, err = run_cli(capsys, "movie", str(path), "-o", str(tmp_path / "m.mp4"), "--quiet")
     assert code == 2 and err.count("\n") == 1
     assert f"latentmorph: error: {path}: placement: 'random' is not allowed" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
@@ -285,7 +278,7 @@ def test_a_bad_placement_in_a_project_file_names_the_file_and_field(capsys, tmp_
 def test_sheet_is_written_beside_the_movie_and_named_in_the_summary(capsys, tmp_path):
     out, sheet = tmp_path / "t.mp4", tmp_path / "t-sheet.png"
     argv = ["transition", "a", "b", "-o", str(out), *FAST, "--branches", "4"]
-    code, stdout, _ = _run(capsys, *argv, "--sheet", str(sheet))
+    code, stdout, _ = run_cli(capsys, *argv, "--sheet", str(sheet))
     assert code == 0
     assert Image.open(sheet).format == "PNG"
     assert stdout.count("\n") == 1
@@ -294,7 +287,7 @@ def test_sheet_is_written_beside_the_movie_and_named_in_the_summary(capsys, tmp_
 
     again = tmp_path / "m-sheet.png"
     argv = ["movie", str(tmp_path / "t.yaml"), "-o", str(tmp_path / "m.mp4"), "--quiet"]
-    code, stdout, _ = _run(capsys, *argv, "--sheet", str(again))
+    code, stdout, _ = run_cli(capsys, *argv, "--sheet", str(again))
     assert code == 0 and Image.open(again).format == "PNG"
     assert stdout.endswith(f", sheet: {again})\n")
 
@@ -308,7 +301,7 @@ def test_a_bad_sheet_path_exits_2_before_loading_the_model(capsys, tmp_path, mon
     monkeypatch.setattr(loading, "load_pipeline", no_loading)
     out = tmp_path / "t.mp4"
     for sheet in (tmp_path / "out.jpg", tmp_path / "missing" / "s.png", tmp_path):
-        code, stdout, err = _run(
+        code, stdout, err = run_cli(
             capsys, "transition", "a", "b", "-o", str(out), *FAST, "--sheet", str(sheet)
         )
         assert code == 2 and stdout == ""
@@ -317,7 +310,7 @@ def test_a_bad_sheet_path_exits_2_before_loading_the_model(capsys, tmp_path, mon
     project = tmp_path / "p.yaml"
     project.write_text("keyframes: [a, b]\nmodel: tiny-sd\n")
     argv = ["movie", str(project), "-o", str(tmp_path / "m.mp4"), "--sheet", "m.jpg"]
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2 and err.count("\n") == 1 and "sheet: 'm.jpg' is not allowed" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
 
@@ -329,7 +322,7 @@ def test_an_animation_has_no_sheet(capsys, tmp_path):
         "  - {frame: 0, prompt: a}\n  - {frame: 4, prompt: b}\n"
     )
     argv = ["movie", str(project), "-o", str(tmp_path / "a.mp4"), "--sheet", "a.png"]
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2 and err.count("\n") == 1
     assert "sheet: 'a.png' is not allowed for an animation" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.yaml"]

@@ -16,13 +16,14 @@ from PIL import Image
 
 from latentmorph.blending.engine import BlendingEngine
 from latentmorph.blending.settings import BlendSettings
-from latentmorph.cli import main
 from latentmorph.control_inputs import ControlImages, canny_edges, control_specs
 from latentmorph.errors import InputError, ModelLoadError
 from latentmorph.models.loading import adapter_for
 from latentmorph.models.presets import TINY_DEFAULTS
 from latentmorph.models.tiny import tiny_sd_pipeline, tiny_sdxl_pipeline
 from latentmorph.transition import Transition
+
+from .command_line import run_cli
 
 STEPS = 4
 PIPELINES = {"sd": tiny_sd_pipeline, "sdxl": tiny_sdxl_pipeline}
@@ -282,15 +283,6 @@ def test_a_controlnet_for_another_base_or_not_a_controlnet_is_refused(sdxl_with_
 FAST = ["--quiet", "--duration", "0.5", "--fps", "8", "--branches", "3", "--steps", "4"]
 
 
-def _run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _frames(folder):
     return [np.asarray(Image.open(p), dtype=np.int16) for p in sorted(folder.glob("*.png"))]
 
@@ -302,7 +294,7 @@ def test_the_command_line_renders_records_and_reproduces(
     monkeypatch.chdir(folder)
     argv = ["transition", "a", "b", "--model", "tiny-sdxl", *FAST, "--seeds", "1", "2"]
     control = ["--controlnet", "net", "--control-image", "a.png", "b.png"]
-    code, _, err = _run(capsys, *argv, *control, "--control-scale", "0.5", "-o", tmp_path / "t")
+    code, _, err = run_cli(capsys, *argv, *control, "--control-scale", "0.5", "-o", tmp_path / "t")
     assert code == 0, err
     project = yaml.safe_load((tmp_path / "t.yaml").read_text())
     assert project["settings"]["controlnet"] == [
@@ -313,8 +305,10 @@ def test_the_command_line_renders_records_and_reproduces(
             "preprocess": "none",
         }
     ]
-    _run(capsys, *argv, "-o", tmp_path / "plain")
-    code, _, err = _run(capsys, "movie", tmp_path / "t.yaml", "-o", tmp_path / "again", "--quiet")
+    run_cli(capsys, *argv, "-o", tmp_path / "plain")
+    code, _, err = run_cli(
+        capsys, "movie", tmp_path / "t.yaml", "-o", tmp_path / "again", "--quiet"
+    )
     assert code == 0, err
     first, again, plain = (
         _frames(tmp_path / "t"),
@@ -342,7 +336,7 @@ def test_a_project_files_relative_control_images_are_read_from_its_folder(
         "keyframes": [{"prompt": "a", "seed": 1}, {"prompt": "b", "seed": 2}],
     }
     (folder / "p.yaml").write_text(yaml.safe_dump(project))
-    code, _, err = _run(capsys, "movie", folder / "p.yaml", "-o", tmp_path / "p", "--quiet")
+    code, _, err = run_cli(capsys, "movie", folder / "p.yaml", "-o", tmp_path / "p", "--quiet")
     assert code == 0, err
     recorded = yaml.safe_load((tmp_path / "p.yaml").read_text())["settings"]["controlnet"][0]
     assert recorded["images"] == [str(folder / "a.png")] and recorded["model"] == str(
@@ -364,7 +358,7 @@ def _bad_images(folder):
 def test_a_bad_control_image_is_one_line_and_exit_2(capsys, sdxl_with_net, tmp_path, case):
     _, folder = sdxl_with_net
     path, words = _bad_images(tmp_path)[case]
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "transition",
         "a",
@@ -428,7 +422,7 @@ def test_control_flags_that_do_not_fit_are_one_line_and_exit_2(
         str(folder / "net") if f == "NET" else str(folder / "a.png") if f == "A" else f
         for f in flags
     ]
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "transition",
         "a",
@@ -458,10 +452,10 @@ def test_an_animation_follows_a_control_video_frame_by_frame(capsys, sdxl_with_n
     av_frame.save(tmp_path / "first.png")
     argv = ["animate", tmp_path / "p.txt", "--model", "tiny-sdxl", "--quiet", "--steps", "3"]
     argv += ["--mode", "walk", "--seed", "5", "--controlnet", folder / "net"]
-    code, _, err = _run(capsys, *argv, "--control-image", clip, "-o", tmp_path / "video")
+    code, _, err = run_cli(capsys, *argv, "--control-image", clip, "-o", tmp_path / "video")
     assert code == 0, err
     assert f"note: control video {clip} 64x48 scaled and cropped to 64x64" in err
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys, *argv, "--control-image", tmp_path / "first.png", "-o", tmp_path / "still"
     )
     assert code == 0, err
@@ -473,7 +467,7 @@ def test_an_animation_follows_a_control_video_frame_by_frame(capsys, sdxl_with_n
     assert all(np.abs(v - s).mean() > 0.2 for v, s in zip(video[1:], still[1:]))
     recorded = yaml.safe_load((tmp_path / "video.yaml").read_text())["blend"]["controlnet"]
     assert recorded[0]["images"] == [str(clip)]
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys, "movie", tmp_path / "video.yaml", "-o", tmp_path / "again", "--quiet"
     )
     assert code == 0, err
@@ -483,7 +477,7 @@ def test_an_animation_follows_a_control_video_frame_by_frame(capsys, sdxl_with_n
 def test_an_animation_takes_one_control_file_per_controlnet(capsys, sdxl_with_net, tmp_path):
     _, folder = sdxl_with_net
     (tmp_path / "p.txt").write_text("0: a red circle\n5: a blue square\n")
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "animate",
         tmp_path / "p.txt",

@@ -9,12 +9,13 @@ import pytest
 import ray
 from PIL import Image
 
-from latentmorph.cli import main
 from latentmorph.errors import InputError
 from latentmorph.movie.distributed import RayGrowth, WorkerModel, on_ray
 from latentmorph.movie.parts import PartsFolder, parts_folder
 from latentmorph.project_files import load_project
 from latentmorph.render import MovieRenderer, render_project
+
+from .command_line import run_cli
 
 # 33 branches: each segment is a window of its own (see engine.segment_windows), so the two
 # segments go to the two workers
@@ -43,15 +44,6 @@ def project(tmp_path):
     return path
 
 
-def _run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _frames(folder):
     return [np.asarray(Image.open(p)) for p in sorted(folder.glob("frame_*.png"))]
 
@@ -78,13 +70,15 @@ def test_ray_from_the_command_line_grows_only_the_missing_segment(
     cluster, capsys, tmp_path, project
 ):
     output = tmp_path / "m"
-    code, _, _ = _run(capsys, "movie", str(project), "-o", str(output), "--keep-parts", "--quiet")
+    code, _, _ = run_cli(
+        capsys, "movie", str(project), "-o", str(output), "--keep-parts", "--quiet"
+    )
     first = _frames(output)
     parts = sorted((tmp_path / "m.parts").iterdir())
     assert code == 0 and len(parts) == 2
     shutil.rmtree(parts[1])
 
-    code, out, err = _run(capsys, "movie", str(project), "-o", str(output), "--ray")
+    code, out, err = run_cli(capsys, "movie", str(project), "-o", str(output), "--ray")
     assert code == 0 and "segments from parts: 1" in out
     # progress: the segments each worker has done (one window: one worker started)
     assert "worker 1: 1" in err and "worker 2" not in err
@@ -112,7 +106,7 @@ def test_a_worker_that_cannot_load_the_mask_is_a_one_line_error(
         start(growth, windows)
 
     monkeypatch.setattr(RayGrowth, "_start", start_without_the_mask)
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys, "movie", str(project), "-o", str(tmp_path / "m"), "--ray", "--quiet"
     )
     assert code == 2 and out == ""
@@ -125,7 +119,7 @@ def test_a_worker_that_cannot_load_the_mask_is_a_one_line_error(
 
 def test_without_ray_the_option_says_what_to_install(capsys, monkeypatch, tmp_path, project):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as when not installed
-    code, out, err = _run(capsys, "movie", str(project), "--ray")
+    code, out, err = run_cli(capsys, "movie", str(project), "--ray")
     assert code == 2 and out == ""
     assert err == (
         "latentmorph: error: --ray: Ray is not installed; pip install 'latentmorph[ray]'\n"
@@ -141,7 +135,7 @@ def test_ray_is_refused_for_an_animation(capsys, tmp_path):
         "kind: animation\nmodel: tiny-sd\nprompts:\n"
         "  - {frame: 0, prompt: a}\n  - {frame: 4, prompt: b}\n"
     )
-    code, _, err = _run(capsys, "movie", str(path), "--ray")
+    code, _, err = run_cli(capsys, "movie", str(path), "--ray")
     assert code == 2 and err == (
         "latentmorph: error: --ray: not allowed for an animation; only a movie of keyframes is "
         "grown on Ray\n"

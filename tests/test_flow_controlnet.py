@@ -18,7 +18,6 @@ from PIL import Image
 
 from latentmorph.blending.engine import BlendingEngine
 from latentmorph.blending.settings import BlendSettings
-from latentmorph.cli import main
 from latentmorph.errors import ModelLoadError
 from latentmorph.models.flow_control import FluxControlNets, SD3ControlNets
 from latentmorph.models.loading import adapter_for
@@ -26,6 +25,8 @@ from latentmorph.models.presets import TINY_DEFAULTS
 from latentmorph.models.tiny import tiny_sd_pipeline
 from latentmorph.models.tiny_flow import tiny_flux_pipeline, tiny_sd3_pipeline
 from latentmorph.transition import Transition
+
+from .command_line import run_cli
 
 STEPS = 4
 SIZES = {"sd3": (64, 64), "flux": (64, 48)}  # FLUX: packing of a 16x12 latent
@@ -365,15 +366,6 @@ def test_a_union_flux_controlnet_is_refused(tmp_path):
 FAST = ["--quiet", "--duration", "0.5", "--fps", "8", "--branches", "3", "--steps", "4"]
 
 
-def _run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _frames(folder):
     return [np.asarray(Image.open(p), dtype=np.int16) for p in sorted(folder.glob("*.png"))]
 
@@ -383,7 +375,7 @@ def test_the_command_line_renders_and_records_a_flow_controlnet(capsys, saved, t
     argv = ["transition", "a", "b", "--model", f"tiny-{name}", *FAST, "--seeds", "1", "2"]
     argv += ["--width", SIZES[name][0], "--height", SIZES[name][1]]
     control = ["--controlnet", folder / "net", "--control-image", folder / "a.png"]
-    code, _, err = _run(capsys, *argv, *control, "-o", tmp_path / "t")
+    code, _, err = run_cli(capsys, *argv, *control, "-o", tmp_path / "t")
     assert code == 0, err
     recorded = yaml.safe_load((tmp_path / "t.yaml").read_text())["settings"]["controlnet"]
     assert recorded == [
@@ -394,7 +386,7 @@ def test_the_command_line_renders_and_records_a_flow_controlnet(capsys, saved, t
             "preprocess": "none",
         }
     ]
-    code, _, err = _run(capsys, *argv, "-o", tmp_path / "plain")
+    code, _, err = run_cli(capsys, *argv, "-o", tmp_path / "plain")
     assert code == 0, err
     guided, plain = _frames(tmp_path / "t"), _frames(tmp_path / "plain")
     assert len(guided) == len(plain) == 4
@@ -406,7 +398,7 @@ def test_an_sd_controlnet_on_a_flow_model_is_one_line_and_exit_2(capsys, saved, 
     ControlNetModel.from_unet(
         tiny_sd_pipeline().unet, conditioning_embedding_out_channels=(16, 32)
     ).save_pretrained(tmp_path / "sd")
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "transition",
         "a",
@@ -437,9 +429,9 @@ def test_an_animation_takes_a_flow_controlnet(capsys, saved, tmp_path):
     argv += ["--mode", "walk", "--seed", "5", "--width", SIZES[name][0]]
     argv += ["--height", SIZES[name][1]]
     control = ["--controlnet", folder / "net", "--control-image", folder / "a.png"]
-    code, _, err = _run(capsys, *argv, *control, "-o", tmp_path / "guided")
+    code, _, err = run_cli(capsys, *argv, *control, "-o", tmp_path / "guided")
     assert code == 0, err
-    code, _, err = _run(capsys, *argv, "-o", tmp_path / "plain")
+    code, _, err = run_cli(capsys, *argv, "-o", tmp_path / "plain")
     assert code == 0, err
     guided, plain = _frames(tmp_path / "guided"), _frames(tmp_path / "plain")
     assert len(guided) == len(plain) == 4

@@ -11,12 +11,13 @@ from PIL import Image
 from latentmorph import Transition
 from latentmorph.blending.engine import BlendingEngine
 from latentmorph.blending.settings import BlendSettings
-from latentmorph.cli import main
 from latentmorph.errors import InputError
 from latentmorph.image_files import psnr, read_image
 from latentmorph.models.loading import load_pipeline
 from latentmorph.project import Keyframe, Project
 from latentmorph.render import render_project
+
+from .command_line import run_cli
 
 PROMPT_A = "a red circle on a blue background"
 PROMPT_B = "a yellow square on a green background"
@@ -209,14 +210,6 @@ def _huge_header(path):
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
 
 
-def _run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:  # argparse's own errors
-        code = exit_.code
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -232,7 +225,9 @@ def test_bad_keyframe_images_give_one_line_and_exit_2(capsys, tmp_path, make, me
     if make is not None:
         make(path)
     output = tmp_path / "out.mp4"
-    code, err = _run(capsys, "transition", str(path), "a cat", "--model", "demo", "-o", str(output))
+    code, _, err = run_cli(
+        capsys, "transition", str(path), "a cat", "--model", "demo", "-o", str(output)
+    )
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("latentmorph: error: prompt_a: ")
@@ -241,7 +236,7 @@ def test_bad_keyframe_images_give_one_line_and_exit_2(capsys, tmp_path, make, me
 
 
 def test_prompts_count_must_match_the_images(capsys, tmp_path):
-    code, err = _run(
+    code, _, err = run_cli(
         capsys, "transition", "a.png", "a cat", "--prompts", "x", "y", "-o", str(tmp_path / "o.mp4")
     )
     assert code == 2

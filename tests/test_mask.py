@@ -17,11 +17,12 @@ from latentmorph.animation.settings import Animation
 from latentmorph.blending.engine import BlendingEngine
 from latentmorph.blending.kept_region import KeptRegion
 from latentmorph.blending.settings import BlendSettings
-from latentmorph.cli import main
 from latentmorph.models.loading import adapter_for, load_pipeline
 from latentmorph.models.tiny import tiny_sd_pipeline
 from latentmorph.project import Project
 from latentmorph.project_files import load_project
+
+from .command_line import run_cli
 
 SIZE = 64
 KEPT = 24
@@ -45,17 +46,8 @@ def draw_mask(path: Path, size: tuple[int, int] = (SIZE, SIZE), grey: bool = Fal
     return path
 
 
-def _run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _transition(capsys, output: Path, mask: Path, *extra) -> list[np.ndarray]:
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "transition",
         *PROMPTS,
@@ -211,7 +203,7 @@ def test_a_bad_mask_gives_one_line_and_exit_2(capsys, tmp_path, make, message, c
     mask = make(inputs / "mask.png")
     (inputs / "s.txt").write_text("0: a\n4: b\n")
     first = ["transition", "a", "b"] if command == "transition" else ["animate", inputs / "s.txt"]
-    code, _, err = _run(capsys, *first, "-o", out / "x.mp4", "--quiet", "--mask", mask)
+    code, _, err = run_cli(capsys, *first, "-o", out / "x.mp4", "--quiet", "--mask", mask)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("latentmorph: error: --mask: ")
     assert message in err
@@ -221,7 +213,7 @@ def test_a_bad_mask_gives_one_line_and_exit_2(capsys, tmp_path, make, message, c
 def test_a_project_file_with_a_missing_mask_names_the_file(capsys, tmp_path):
     project = tmp_path / "p.yaml"
     project.write_text("keyframes: [a, b]\nsettings: {mask: gone.png, branches: 2}\n")
-    code, _, err = _run(capsys, "movie", project, "--quiet", "-o", tmp_path / "p")
+    code, _, err = run_cli(capsys, "movie", project, "--quiet", "-o", tmp_path / "p")
     assert code == 2 and err.count("\n") == 1
     assert f"mask: {tmp_path / 'gone.png'} does not exist" in err
     assert not (tmp_path / "p").exists()
@@ -232,7 +224,9 @@ def test_the_project_file_records_the_mask_and_reproduces_the_movie(capsys, tmp_
     frames = _transition(capsys, tmp_path / "t", mask)
     recorded = yaml.safe_load((tmp_path / "t.yaml").read_text())
     assert recorded["settings"]["mask"] == str(mask)
-    code, _, err = _run(capsys, "movie", tmp_path / "t.yaml", "--quiet", "-o", tmp_path / "again")
+    code, _, err = run_cli(
+        capsys, "movie", tmp_path / "t.yaml", "--quiet", "-o", tmp_path / "again"
+    )
     assert code == 0, err
     again = [
         np.asarray(Image.open(p), dtype=np.int16)
@@ -308,10 +302,6 @@ def test_a_project_files_missing_mask_or_control_image_is_found_before_the_model
     )
     project = tmp_path / "p.yaml"
     project.write_text(f"kind: {kind}\nmodel: {tmp_path / 'no-model'}\n{keyframes}\n{settings}\n")
-    try:
-        code = main(["movie", str(project), "-o", str(tmp_path / "out.mp4")])
-    except SystemExit as exit_:
-        code = exit_.code
-    err = capsys.readouterr().err
+    code, _, err = run_cli(capsys, "movie", project, "-o", tmp_path / "out.mp4")
     assert code == 2 and message in err and "gone.png does not exist" in err
     assert "no-model" not in err

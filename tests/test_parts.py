@@ -11,11 +11,12 @@ import pytest
 from PIL import Image
 
 from latentmorph.blending import engine
-from latentmorph.cli import main
 from latentmorph.errors import InputError
 from latentmorph.movie import parts as parts_module
 from latentmorph.project_files import load_project
 from latentmorph.render import render_project
+
+from .command_line import run_cli
 
 PROJECT = """\
 model: tiny-sd
@@ -53,15 +54,6 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _frames(folder):
     return [np.asarray(Image.open(p)) for p in sorted(folder.glob("frame_*.png"))]
 
@@ -84,7 +76,7 @@ def test_a_batch_renders_each_project_and_goes_on_after_a_failure(capsys, tmp_pa
     second.write_text(PROJECT.replace("seed: 3", "seed: 4"))
     bad = tmp_path / "bad.yaml"
     bad.write_text("keyframes: [a]\n")
-    code, out, err = _run(capsys, "movie", str(project), str(bad), str(second), "--quiet")
+    code, out, err = run_cli(capsys, "movie", str(project), str(bad), str(second), "--quiet")
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("latentmorph: error:")]
     assert len(errors) == 1 and errors[0].startswith(f"latentmorph: error: {bad}: keyframes")
@@ -94,7 +86,9 @@ def test_a_batch_renders_each_project_and_goes_on_after_a_failure(capsys, tmp_pa
 
 
 def test_a_batch_exits_0_when_all_succeed_and_refuses_one_output(capsys, tmp_path, project):
-    code, _, err = _run(capsys, "movie", str(project), str(project), "-o", str(tmp_path / "m.mp4"))
+    code, _, err = run_cli(
+        capsys, "movie", str(project), str(project), "-o", str(tmp_path / "m.mp4")
+    )
     assert code == 2 and err.count("\n") == 1 and "--output: not allowed with 2" in err
     assert list(tmp_path.iterdir()) == [project]
 
@@ -102,7 +96,7 @@ def test_a_batch_exits_0_when_all_succeed_and_refuses_one_output(capsys, tmp_pat
 def test_resume_recomputes_only_the_missing_segments(capsys, tmp_path, project, monkeypatch):
     monkeypatch.setattr(engine, "WINDOW_IMAGES", ONE_SEGMENT_WINDOWS)
     whole = tmp_path / "whole"
-    code, out, _ = _run(capsys, "movie", str(project), "-o", str(whole), "--quiet")
+    code, out, _ = run_cli(capsys, "movie", str(project), "-o", str(whole), "--quiet")
     assert code == 0 and not (tmp_path / "whole.parts").exists()
     images, image_steps = _computed(out)
     assert images == 3 + 2 * 2
@@ -118,12 +112,12 @@ def test_resume_recomputes_only_the_missing_segments(capsys, tmp_path, project, 
 
     monkeypatch.setattr(parts_module.PartsFolder, "save", save_then_stop)
     resumed = tmp_path / "resumed"
-    code, _, err = _run(capsys, "movie", str(project), "-o", str(resumed), "--quiet")
+    code, _, err = run_cli(capsys, "movie", str(project), "-o", str(resumed), "--quiet")
     assert code == 130 and not resumed.exists()
     assert [p.name for p in (tmp_path / "resumed.parts").iterdir()] == saved
     monkeypatch.setattr(parts_module.PartsFolder, "save", real_save)
 
-    code, out, _ = _run(capsys, "movie", str(project), "-o", str(resumed), "--quiet")
+    code, out, _ = run_cli(capsys, "movie", str(project), "-o", str(resumed), "--quiet")
     assert code == 0 and "segments from parts: 1" in out
     _assert_resumed_as_one_render(out, images, image_steps)
     assert all((a == b).all() for a, b in zip(_frames(whole), _frames(resumed), strict=True))
@@ -133,11 +127,11 @@ def test_resume_recomputes_only_the_missing_segments(capsys, tmp_path, project, 
 def test_every_part_found_runs_no_diffusion_and_frames_are_equal(capsys, tmp_path, project):
     out_path = tmp_path / "frames"
     argv = ["movie", str(project), "-o", str(out_path), "--quiet", "--keep-parts"]
-    code, _, _ = _run(capsys, *argv)
+    code, _, _ = run_cli(capsys, *argv)
     first = _frames(out_path)
     parts = sorted((tmp_path / "frames.parts").iterdir())
     assert code == 0 and len(parts) == 2
-    code, out, _ = _run(capsys, *argv)
+    code, out, _ = run_cli(capsys, *argv)
     assert code == 0 and out.startswith("0 images computed, 0 UNet steps")
     assert "segments from parts: 2" in out
     assert all((a == b).all() for a, b in zip(first, _frames(out_path), strict=True))
@@ -146,24 +140,24 @@ def test_every_part_found_runs_no_diffusion_and_frames_are_equal(capsys, tmp_pat
     # window, as in one render
     image = parts[0] / "001.png"
     image.write_bytes(image.read_bytes()[:-20])
-    code, out, _ = _run(capsys, *argv)
+    code, out, _ = run_cli(capsys, *argv)
     assert code == 0 and "segments from parts: 1" in out and _computed(out)[0] == 3 + 2 * 2
     assert all((a == b).all() for a, b in zip(first, _frames(out_path), strict=True))
 
-    code, out, _ = _run(capsys, *argv, "--fresh")
+    code, out, _ = run_cli(capsys, *argv, "--fresh")
     assert code == 0 and "segments from parts" not in out
-    code, out, _ = _run(capsys, *argv[:-1])
+    code, out, _ = run_cli(capsys, *argv[:-1])
     assert code == 0 and "segments from parts: 2" in out
     assert not (tmp_path / "frames.parts").exists()
 
 
 def test_a_changed_setting_invalidates_only_the_parts_it_shapes(capsys, tmp_path, project):
     argv = ["movie", str(project), "-o", str(tmp_path / "m.mp4"), "--quiet", "--keep-parts"]
-    _run(capsys, *argv)
+    run_cli(capsys, *argv)
     project.write_text(PROJECT.replace("seed: 3", "seed: 5"))
-    code, out, _ = _run(capsys, *argv)
+    code, out, _ = run_cli(capsys, *argv)
     assert code == 0 and "segments from parts: 1" in out
-    code, out, _ = _run(capsys, *argv, "--fillers", "crossfade")
+    code, out, _ = run_cli(capsys, *argv, "--fillers", "crossfade")
     assert code == 0 and "segments from parts: 2" in out
 
 
@@ -186,7 +180,7 @@ def _assert_resumed_as_one_render(out: str, images: int, image_steps: int) -> No
 def test_a_render_killed_part_way_resumes_where_it_stopped(capsys, tmp_path, project, monkeypatch):
     monkeypatch.setattr(engine, "WINDOW_IMAGES", ONE_SEGMENT_WINDOWS)
     whole = tmp_path / "whole"
-    code, out, _ = _run(capsys, "movie", str(project), "-o", str(whole), "--quiet")
+    code, out, _ = run_cli(capsys, "movie", str(project), "-o", str(whole), "--quiet")
     images, image_steps = _computed(out)
     assert code == 0 and images == 3 + 2 * 2
 
@@ -206,7 +200,7 @@ def test_a_render_killed_part_way_resumes_where_it_stopped(capsys, tmp_path, pro
     assert len(_finished_parts(parts)) == 1 and not resumed.exists()
     assert any(p.name.startswith(".resumed.") for p in tmp_path.iterdir())  # the unfinished one
 
-    code, out, _ = _run(capsys, *argv)
+    code, out, _ = run_cli(capsys, *argv)
     assert code == 0
     _assert_resumed_as_one_render(out, images, image_steps)
     first, again = _frames(whole), _frames(resumed)
